@@ -1,0 +1,68 @@
+# windlass — the two commands: `make run` and `make test`.
+# Everything else is here for developers; `make help` lists it.
+
+SHELL := /bin/bash
+JOBS  ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: help deps test-deps build run echo test test-quick asan tsan fuzz fuzz-smoke bench micro format format-check clean
+
+help:
+	@echo "make run         install what is missing, build, start the chat example on 127.0.0.1:8080"
+	@echo "make test        install, build, run every test (normal, ASan+UBSan, TSan, fuzz smoke)"
+	@echo "make echo        start examples/echo on 127.0.0.1:9001 (conformance and benchmarks)"
+	@echo "make build       Release build in build/release (portable; CMAKE_FLAGS=-DWINDLASS_NATIVE=ON to tune)"
+	@echo "make test-quick  the normal build's tests only"
+	@echo "make fuzz        run every libFuzzer target for FUZZ_SECONDS (default 300) each"
+	@echo "make bench       the echo load benchmark (bench/run_echo_bench.sh)"
+	@echo "make format      clang-format the tree; make format-check verifies it"
+
+deps:
+	@scripts/install-deps.sh
+
+test-deps:
+	@scripts/install-deps.sh --with-test
+
+build: deps
+	@cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build/release -j $(JOBS)
+
+run: build
+	@echo
+	@echo "  windlass chat: open http://127.0.0.1:8080/ in two browser tabs (Ctrl-C stops it)"
+	@echo
+	@build/release/examples/chat/windlass-chat --host 127.0.0.1 --port 8080
+
+echo: build
+	@build/release/examples/echo/windlass-echo --host 127.0.0.1 --port 9001
+
+test: test-deps
+	@scripts/run-tests.sh all
+
+test-quick: test-deps
+	@scripts/run-tests.sh release
+
+asan: test-deps
+	@scripts/run-tests.sh asan
+
+tsan: test-deps
+	@scripts/run-tests.sh tsan
+
+fuzz-smoke: test-deps
+	@scripts/run-tests.sh fuzz
+
+FUZZ_SECONDS ?= 300
+fuzz: test-deps
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
+bench: build
+	@bench/run_echo_bench.sh
+
+format:
+	@git ls-files '*.cpp' '*.hpp' | xargs clang-format-14 -i
+
+format-check:
+	@git ls-files '*.cpp' '*.hpp' | xargs clang-format-14 --dry-run --Werror
+
+clean:
+	rm -rf build

@@ -1,0 +1,51 @@
+// examples/chat: Ratchet's chat tutorial in windlass. Every message a
+// client sends goes to every *other* connected client; the page at "/" is
+// the client (public/index.html), served on the same port as the socket.
+#include <cstdio>
+#include <unordered_set>
+
+#include "../example_main.hpp"
+
+class Chat final : public windlass::MessageComponent {
+ public:
+  void on_open(windlass::Connection& conn) override {
+    clients_.insert(conn);
+    std::fprintf(stderr, "chat: connection %llu from %s (%zu online)\n",
+                 static_cast<unsigned long long>(conn.id()), conn.remote_address().c_str(),
+                 clients_.size());
+  }
+
+  void on_message(windlass::Connection& from, const windlass::Message& msg) override {
+    for (const auto& client : clients_) {
+      if (client != from) client.send(msg);
+    }
+  }
+
+  void on_close(windlass::Connection& conn, const windlass::CloseInfo& info) override {
+    clients_.erase(conn);
+    std::fprintf(stderr, "chat: connection %llu closed (%u %s)\n",
+                 static_cast<unsigned long long>(conn.id()), info.code, to_string(info.cause));
+  }
+
+  void on_error(windlass::Connection& conn, std::exception_ptr e) override {
+    std::fprintf(stderr, "chat: error on %llu: %s\n", static_cast<unsigned long long>(conn.id()),
+                 windlass::describe_exception(e).c_str());
+    conn.close(1011, "internal error");
+  }
+
+ private:
+  std::unordered_set<windlass::Connection> clients_;
+};
+
+int main(int argc, char** argv) {
+  example::Args defaults;
+  defaults.server.port = 8080;
+  defaults.ws.max_message_size = 64 * 1024;
+  defaults.public_dir = WINDLASS_CHAT_PUBLIC_DIR;
+  example::Args args = example::parse_args(argc, argv, defaults);
+
+  windlass::App app(args.server);
+  app.route("/", std::make_shared<Chat>(), args.ws);        // WebSocket upgrades at "/"
+  app.http("/*", windlass::static_files(args.public_dir));  // the page and its files
+  return example::serve(app, args);
+}

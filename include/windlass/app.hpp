@@ -1,0 +1,93 @@
+// App: the whole stack in one object, as Ratchet's App wires IoServer,
+// HttpServer, Router and WsServer:
+//
+//   windlass::App app({.port = 8080});
+//   app.route("/chat", std::make_shared<Chat>());
+//   app.http("/*", windlass::static_files("public"));
+//   app.run();  // until SIGINT or SIGTERM
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "windlass/component.hpp"
+#include "windlass/http.hpp"
+#include "windlass/loop.hpp"
+
+namespace windlass {
+
+// Per WebSocket route.
+struct WsOptions {
+  // Largest message accepted (sum of its frames' payloads); larger -> close 1009.
+  size_t max_message_size = 1u << 20;
+  // Send a ping after this long without hearing from the client; 0 disables keepalive.
+  std::chrono::milliseconds ping_interval{30'000};
+  // Close a connection whose ping went unanswered this long (CloseCause::keepalive_timeout).
+  std::chrono::milliseconds pong_timeout{30'000};
+  // How long to wait for the client's close frame after sending ours (RFC 6455 §7.1.1).
+  std::chrono::milliseconds close_timeout{5'000};
+};
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";  // IPv4, IPv6 ("::" takes both), or a name
+  uint16_t port = 8080;            // 0: pick a free port (see App::port())
+  // Open connections (HTTP and WebSocket); a handshake past it gets 503.
+  size_t max_connections = 10000;
+  // Bytes queued for one connection before it is closed as a slow consumer
+  // (close code 1008, CloseCause::slow_consumer).
+  size_t max_send_queue = 16u << 20;
+  size_t max_head_size = 8192;  // request head; larger -> 431
+  size_t max_headers = 64;      // header lines; more -> 431
+  size_t max_body_size = 1u << 20;  // plain HTTP request bodies; larger -> 413
+  // A request head must arrive within this time (slowloris) -> 408.
+  std::chrono::milliseconds header_timeout{10'000};
+  // SIGTERM/SIGINT: clients get close 1001; the process exits after all are
+  // gone or after this deadline.
+  std::chrono::milliseconds shutdown_timeout{10'000};
+  // Granularity of per-connection deadlines (timeouts are checked by a sweep).
+  std::chrono::milliseconds sweep_interval{1'000};
+  bool handle_signals = true;  // install the SIGINT/SIGTERM handlers in run()
+};
+
+class App {
+ public:
+  explicit App(ServerOptions options = {});
+  ~App();
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
+
+  // A WebSocket endpoint at exactly `path`.
+  App& route(std::string path, std::shared_ptr<MessageComponent> component, WsOptions options = {});
+  // A plain HTTP endpoint: exactly `path`, or every path under a prefix
+  // when `path` ends in "/*" ("/*" catches all). A path may have both a
+  // WebSocket route and an HTTP handler: upgrade requests go to the first,
+  // the rest to the second.
+  App& http(std::string path, HttpHandler handler);
+
+  // Binds the listener now (so port() is known before run()).
+  App& listen();
+  uint16_t port() const noexcept;
+
+  // Runs the loop until stop() or a signal's graceful shutdown completes.
+  void run();
+  // Thread-safe graceful shutdown: stop accepting, close every client with
+  // 1001, wait up to shutdown_timeout, return from run().
+  void stop();
+
+  Loop& loop() noexcept;
+  size_t connection_count() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// "trace", "debug", "info", "warn", "error", "off". False for an unknown name.
+bool set_log_level(std::string_view level);
+
+}  // namespace windlass

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what windlass needs on Debian 12, as root. Idempotent: a package
+# that is already installed is not asked for again, so a second run costs a
+# dpkg query and nothing else.
+set -euo pipefail
+
+# Build: compilers, CMake, and the libraries DESIGN.md names.
+build_pkgs=(g++ cmake ninja-build make pkg-config libssl-dev zlib1g-dev
+            libgtest-dev libgmock-dev libbenchmark-dev libspdlog-dev libfmt-dev)
+# Tests: sanitizer and fuzzer runtimes, real clients, a real browser.
+test_pkgs=(clang-14 libclang-rt-14-dev python3 python3-websockets
+           nodejs npm chromium procps)
+
+want=("${build_pkgs[@]}")
+if [ "${1:-}" = "--with-test" ]; then want+=("${test_pkgs[@]}"); fi
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages and not root; run: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# npm clients for the tests (ws, playwright-core), pinned by package-lock.json.
+if [ "${1:-}" = "--with-test" ]; then
+  here=$(cd "$(dirname "$0")/.." && pwd)
+  stamp="$here/node_modules/.windlass-lock"
+  if [ ! -f "$stamp" ] || ! cmp -s "$here/package-lock.json" "$stamp"; then
+    (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$here/package-lock.json" "$stamp"
+  fi
+fi

@@ -1,0 +1,277 @@
+#include "io/io_server.hpp"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "log.hpp"
+
+namespace windlass::detail {
+
+// ---------------------------------------------------------------- Socket
+
+Socket::Socket(IoServer& server, int fd, std::string remote_address, uint16_t remote_port)
+    : server_(server), fd_(fd), remote_address_(std::move(remote_address)), remote_port_(remote_port) {}
+
+Socket::~Socket() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Loop& Socket::loop() const noexcept { return server_.loop_; }
+
+void Socket::set_handler(std::shared_ptr<SocketHandler> handler) {
+  retired_handler_ = std::move(handler_);
+  handler_ = std::move(handler);
+}
+
+bool Socket::would_exceed(size_t n) const noexcept {
+  return out_.size() + n > server_.options_.max_send_queue;
+}
+
+bool Socket::write(const void* data, size_t n) {
+  if (fd_ < 0 || close_requested_ || would_exceed(n)) return false;
+  out_.append(data, n);
+  mark_dirty();
+  return true;
+}
+
+bool Socket::write2(const void* a, size_t an, const void* b, size_t bn) {
+  if (fd_ < 0 || close_requested_ || would_exceed(an + bn)) return false;
+  out_.append(a, an);
+  out_.append(b, bn);
+  mark_dirty();
+  return true;
+}
+
+bool Socket::write_shared(const void* header, size_t header_len,
+                          std::shared_ptr<const std::string> payload) {
+  if (fd_ < 0 || close_requested_ || would_exceed(header_len + payload->size())) return false;
+  out_.append_shared(header, header_len, std::move(payload));
+  mark_dirty();
+  return true;
+}
+
+void Socket::mark_dirty() {
+  if (!dirty_) {
+    dirty_ = true;
+    server_.dirty_.push_back(this);
+  }
+}
+
+void Socket::update_interest() {
+  bool want = !out_.empty();
+  if (want != want_write_ && fd_ >= 0) {
+    want_write_ = want;
+    loop().modify_fd(fd_, EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0u), this);
+  }
+}
+
+void Socket::flush() {
+  if (fd_ < 0) return;
+  bool had_data = !out_.empty();
+  while (!out_.empty()) {
+    ssize_t n = out_.write_to(fd_);
+    if (n < 0) {
+      abort(static_cast<int>(-n));
+      return;
+    }
+    if (n == 0) break;  // the kernel's buffer is full: wait for EPOLLOUT
+  }
+  if (out_.empty()) {
+    if (close_requested_ && !lingering_) {
+      // Everything we had to say is out: half-close and drain (see close_after_flush).
+      ::shutdown(fd_, SHUT_WR);
+      lingering_ = true;
+      linger_deadline_ = loop().now() + server_.options_.linger_timeout;
+    } else if (had_data && handler_) {
+      handler_->on_drained(*this);
+      if (fd_ < 0) return;
+    }
+  }
+  update_interest();
+}
+
+void Socket::close_after_flush() {
+  if (fd_ < 0 || close_requested_) return;
+  close_requested_ = true;
+  mark_dirty();  // flush() at the end of the turn half-closes once the queue is empty
+}
+
+void Socket::abort(int error) {
+  if (fd_ < 0) return;
+  finish_close(error);
+}
+
+void Socket::finish_close(int error) {
+  loop().remove_fd(fd_);
+  ::close(fd_);
+  fd_ = -1;
+  out_.clear();
+  server_.unlink(this);
+  // The handler may drop its last reference to us; we are freed only
+  // after this loop turn, by the server's graveyard.
+  auto handler = std::move(handler_);
+  if (handler) handler->on_transport_closed(*this, error);
+  server_.retire(this);
+}
+
+void Socket::on_io(uint32_t events) {
+  if (fd_ < 0) return;  // closed earlier in this turn; freed at its end
+  if (events & EPOLLOUT) {
+    flush();
+    if (fd_ < 0) return;
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    // One read per readiness event: level-triggered epoll brings us back
+    // if more is waiting, so one busy peer cannot hold the loop.
+    uint8_t* buf = loop().read_buffer();
+    ssize_t n = ::read(fd_, buf, Loop::kReadBufferSize);
+    if (n > 0) {
+      if (lingering_) return;  // draining before close: input is discarded
+      handler_->on_data(*this, buf, static_cast<size_t>(n));
+      retired_handler_.reset();
+    } else if (n == 0) {
+      finish_close(0);
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      finish_close(errno);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- IoServer
+
+struct IoServer::Listener final : IoHandler {
+  IoServer& server;
+  int fd;
+  Listener(IoServer& s, int f) : server(s), fd(f) {}
+  ~Listener() {
+    server.loop_.remove_fd(fd);
+    ::close(fd);
+  }
+  void on_io(uint32_t) override { server.accept_from(fd); }
+};
+
+IoServer::IoServer(Loop& loop, IoOptions options, HandlerFactory factory)
+    : loop_(loop), options_(options), factory_(std::move(factory)) {
+  reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  loop_.add_before_wait([this] { flush_dirty(); });
+  sweep_timer_ = loop_.add_timer(options_.sweep_interval, [this] { sweep(); }, options_.sweep_interval);
+}
+
+IoServer::~IoServer() {
+  loop_.cancel_timer(sweep_timer_);
+  listeners_.clear();
+  abort_all();
+  flush_dirty();
+  if (reserve_fd_ >= 0) ::close(reserve_fd_);
+}
+
+uint16_t IoServer::listen(const ListenOptions& options) {
+  int fd = open_listener(options);
+  auto l = std::make_unique<Listener>(*this, fd);
+  loop_.add_fd(fd, EPOLLIN, l.get());
+  listeners_.push_back(std::move(l));
+  return local_port(fd);
+}
+
+void IoServer::stop_accepting() { listeners_.clear(); }
+
+void IoServer::accept_from(int listen_fd) {
+  // Bounded per wake-up so a connection storm cannot starve open sockets.
+  for (int i = 0; i < 64; ++i) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE) {
+        // Out of descriptors: the pending connection would wake us forever.
+        // Spend the reserve descriptor to accept and close it, then re-arm.
+        log_warn("io: accept: {} (limit reached at {} connections); shedding a connection",
+                 std::strerror(errno), count_);
+        if (reserve_fd_ >= 0) {
+          ::close(reserve_fd_);
+          int shed = ::accept(listen_fd, nullptr, nullptr);
+          if (shed >= 0) ::close(shed);
+          reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        }
+      } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                 errno != ECONNABORTED) {
+        log_warn("io: accept: {}", std::strerror(errno));
+      }
+      return;
+    }
+    uint16_t port = 0;
+    std::string remote = address_string(addr, &port);
+    // A margin above max_connections is still accepted so the HTTP layer can
+    // answer 503; past it, the connection is closed at once.
+    if (count_ >= options_.max_connections + 64) {
+      log_warn("io: refusing {}:{}: {} connections open", remote, port, count_);
+      ::close(fd);
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    auto* s = new Socket(*this, fd, std::move(remote), port);
+    s->next_ = head_;
+    if (head_) head_->prev_ = s;
+    head_ = s;
+    ++count_;
+    ++accepted_total_;
+    loop_.add_fd(fd, EPOLLIN | EPOLLRDHUP, s);
+    s->handler_ = factory_(*s);
+  }
+}
+
+void IoServer::unlink(Socket* s) {
+  if (s->prev_) s->prev_->next_ = s->next_;
+  if (s->next_) s->next_->prev_ = s->prev_;
+  if (head_ == s) head_ = s->next_;
+  s->prev_ = s->next_ = nullptr;
+  --count_;
+}
+
+void IoServer::retire(Socket* s) { graveyard_.push_back(s); }
+
+void IoServer::flush_dirty() {
+  // Flushing may make handlers send more (on_drained) and so grow the list.
+  for (size_t i = 0; i < dirty_.size(); ++i) {
+    Socket* s = dirty_[i];
+    s->dirty_ = false;
+    s->flush();
+  }
+  dirty_.clear();
+  for (Socket* s : graveyard_) delete s;
+  graveyard_.clear();
+}
+
+void IoServer::sweep() {
+  auto now = loop_.now();
+  for (Socket* s = head_; s != nullptr;) {
+    Socket* next = s->next_;  // s may close during its sweep
+    if (s->lingering_) {
+      if (now >= s->linger_deadline_) s->abort(0);
+    } else if (s->handler_) {
+      s->handler_->on_sweep(*s, now);
+    }
+    s = next;
+  }
+}
+
+void IoServer::shutdown_all() {
+  for (Socket* s = head_; s != nullptr;) {
+    Socket* next = s->next_;
+    if (s->handler_ && !s->close_requested_) s->handler_->on_shutdown(*s);
+    s = next;
+  }
+}
+
+void IoServer::abort_all() {
+  while (head_ != nullptr) head_->abort(ECANCELED);
+}
+
+}  // namespace windlass::detail

@@ -1,0 +1,52 @@
+// A connection's write queue: bytes accepted by send() and not yet by the
+// kernel. Small frames are appended into one owned chunk, so many sends in
+// a loop turn leave with one writev; large or shared payloads (a broadcast
+// encoded once) are queued by reference, not copied.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace windlass::detail {
+
+class OutQueue {
+ public:
+  // Copies `n` bytes to the end of the queue.
+  void append(const void* data, size_t n);
+  // Queues a frame header (copied) and a shared payload (referenced).
+  void append_shared(const void* header, size_t header_len, std::shared_ptr<const std::string> payload);
+
+  size_t size() const noexcept { return bytes_; }
+  bool empty() const noexcept { return bytes_ == 0; }
+
+  // Writes as much as the socket takes with one writev. Returns the bytes
+  // written, 0 when the socket is full, or -errno on a socket error.
+  ssize_t write_to(int fd);
+  void clear() noexcept;
+
+ private:
+  // Past this size a copied chunk is not extended: a new one starts, so one
+  // send never moves megabytes already queued.
+  static constexpr size_t kCoalesceLimit = 64 * 1024;
+  static constexpr int kMaxIov = 64;
+  static constexpr size_t kRetainedCapacity = 1024;
+
+  struct Chunk {
+    std::string owned;
+    std::shared_ptr<const std::string> shared;
+    const char* data() const noexcept { return shared ? shared->data() : owned.data(); }
+    size_t size() const noexcept { return shared ? shared->size() : owned.size(); }
+  };
+
+  std::vector<Chunk> chunks_;
+  size_t head_ = 0;         // index of the first chunk not fully written
+  size_t head_offset_ = 0;  // bytes of chunks_[head_] already written
+  size_t bytes_ = 0;
+};
+
+}  // namespace windlass::detail

@@ -1,0 +1,240 @@
+#include "ws/ws_connection.hpp"
+
+#include <atomic>
+#include <cstring>
+
+#include "log.hpp"
+#include "proto/close_code.hpp"
+#include "ws/ws_server.hpp"
+
+namespace windlass::detail {
+
+using proto::Opcode;
+
+namespace {
+std::atomic<uint64_t> next_connection_id{1};
+
+// A reassembly buffer larger than this is freed after its message, so one
+// large message does not pin memory for the connection's whole life.
+constexpr size_t kRetainedMessageCapacity = 64 * 1024;
+}  // namespace
+
+WsConnection::WsConnection(Socket& socket, MessageComponent& component, const WsOptions& options,
+                           Request request, std::string subprotocol, WsServer& server)
+    : socket_(&socket),
+      component_(component),
+      options_(options),
+      server_(server),
+      loop_(&socket.loop()),
+      id_(next_connection_id.fetch_add(1, std::memory_order_relaxed)),
+      last_received_(socket.loop().now()),
+      decoder_(proto::DecoderOptions{.max_message_size = options.max_message_size}),
+      request_(std::move(request)),
+      subprotocol_(std::move(subprotocol)) {}
+
+WsConnection::~WsConnection() = default;
+
+void WsConnection::start(uint8_t* rest, size_t rest_len) {
+  self_ = Connection(shared_from_this());
+  opened_ = true;
+  guarded([&] { component_.on_open(self_); });
+  if (rest_len > 0 && socket_ != nullptr && !socket_->closed()) on_data(*socket_, rest, rest_len);
+}
+
+template <class F>
+void WsConnection::guarded(F&& f) {
+  try {
+    f();
+  } catch (...) {
+    auto error = std::current_exception();
+    log_error("ws: connection {} ({}): application error: {}", id_, request_.remote_address,
+              describe_exception(error));
+    try {
+      component_.on_error(self_, error);
+    } catch (...) {
+      log_error("ws: connection {}: on_error threw: {}", id_, describe_exception(std::current_exception()));
+    }
+    if (state_ == State::open) close(1011, "internal server error", CloseCause::server_closed);
+  }
+}
+
+// ------------------------------------------------------------ sending
+
+bool WsConnection::send(Opcode op, const void* data, size_t len) {
+  if (state_ != State::open) return false;
+  return send_frame(op, data, len);
+}
+
+bool WsConnection::send_frame(Opcode op, const void* data, size_t len) {
+  if (socket_ == nullptr) return false;
+  uint8_t header[proto::kMaxFrameHeader];
+  size_t header_len = proto::encode_frame_header(header, op, len);
+  if (socket_->would_exceed(header_len + len)) {
+    slow_consumer(header_len + len);
+    return false;
+  }
+  return socket_->write2(header, header_len, data, len);
+}
+
+void WsConnection::send_close_frame(uint16_t code, std::string_view reason) {
+  uint8_t payload[proto::kMaxControlPayload];
+  size_t n = code == static_cast<uint16_t>(proto::CloseCode::no_status)
+                 ? 0  // §7.4.1: 1005 is never sent; an empty close frame says the same
+                 : proto::build_close_payload(code, reason, payload);
+  send_frame(Opcode::close, payload, n);
+}
+
+// A client that stops reading while we keep sending would make its queue
+// grow without bound. Past max_send_queue it is dropped: no close frame
+// (it would wait behind the backlog the client is not reading), and the
+// application hears code 1008 with CloseCause::slow_consumer.
+void WsConnection::slow_consumer(size_t wanted) {
+  if (socket_ == nullptr) return;
+  log_warn("ws: connection {} ({}): slow consumer: {} bytes queued, {} more would pass the limit; closing",
+           id_, request_.remote_address, socket_->buffered_amount(), wanted);
+  auto keep = self_;
+  report_close(static_cast<uint16_t>(proto::CloseCode::policy_violation), "send queue limit exceeded",
+               CloseCause::slow_consumer, false);
+  socket_->abort(0);
+}
+
+void WsConnection::close(uint16_t code, std::string_view reason, CloseCause cause) {
+  if (state_ != State::open || socket_ == nullptr) return;
+  if (!proto::is_valid_wire_close_code(code)) code = static_cast<uint16_t>(proto::CloseCode::normal);
+  send_close_frame(code, reason);
+  if (state_ != State::open) return;  // the close frame itself overflowed the queue
+  state_ = State::closing;
+  close_cause_ = cause;
+  close_code_ = code;
+  close_reason_.assign(reason.substr(0, 123));
+  close_deadline_ = loop_->now() + options_.close_timeout;
+}
+
+// ------------------------------------------------------------ receiving
+
+void WsConnection::on_data(Socket&, uint8_t* data, size_t len) {
+  last_received_ = loop_->now();
+  ping_outstanding_ = false;  // any byte from the peer proves it alive
+  if (state_ == State::closed) return;
+  decoder_.feed(data, len, *this);
+}
+
+bool WsConnection::on_data(Opcode op, bool, uint8_t* chunk, size_t len, bool first, bool last) {
+  // After our close frame, data is read but not delivered (§7.1.2: we wait
+  // only for the client's close).
+  if (state_ != State::open) return state_ == State::closing;
+  if (first && last) {
+    deliver(op, chunk, len);  // the whole message is in the receive buffer: no copy
+  } else {
+    message_.append(reinterpret_cast<const char*>(chunk), len);
+    if (last) {
+      deliver(op, reinterpret_cast<const uint8_t*>(message_.data()), message_.size());
+      if (message_.capacity() > kRetainedMessageCapacity) {
+        std::string().swap(message_);
+      } else {
+        message_.clear();
+      }
+    }
+  }
+  return state_ != State::closed;
+}
+
+void WsConnection::deliver(Opcode op, const uint8_t* data, size_t len) {
+  Message msg{op == Opcode::text ? MessageKind::text : MessageKind::binary,
+              std::string_view(reinterpret_cast<const char*>(data), len)};
+  server_.count_message_in(len);
+  guarded([&] { component_.on_message(self_, msg); });
+}
+
+bool WsConnection::on_ping(const uint8_t* payload, size_t len) {
+  // §5.5.2: answer with a pong carrying the same payload.
+  if (state_ == State::open) send_frame(Opcode::pong, payload, len);
+  return state_ != State::closed;
+}
+
+bool WsConnection::on_pong(const uint8_t*, size_t) {
+  ping_outstanding_ = false;
+  return true;
+}
+
+bool WsConnection::on_close(uint16_t code, const char* reason, size_t reason_len) {
+  if (state_ == State::open) {
+    // The client started the close handshake: echo its code (§5.5.1), then
+    // close the TCP connection first, as a server should (§7.1.1).
+    send_close_frame(code, {});
+    report_close(code, std::string(reason, reason_len), CloseCause::peer_closed, true);
+  } else if (state_ == State::closing) {
+    report_close(close_code_, close_reason_, close_cause_, true);
+  }
+  if (socket_ != nullptr) socket_->close_after_flush();
+  return false;
+}
+
+void WsConnection::on_error(proto::FrameError e) {
+  if (state_ == State::closed) return;
+  uint16_t code = static_cast<uint16_t>(proto::close_code_for(e));
+  log_info("ws: connection {} ({}): closing with {}: {}", id_, request_.remote_address, code,
+           proto::describe(e));
+  if (state_ == State::open) send_close_frame(code, proto::describe(e));
+  report_close(code, proto::describe(e), CloseCause::protocol_error, false);
+  if (socket_ != nullptr) socket_->close_after_flush();
+}
+
+// ------------------------------------------------------------ lifecycle
+
+void WsConnection::report_close(uint16_t code, std::string reason, CloseCause cause, bool clean) {
+  if (state_ == State::closed) return;
+  state_ = State::closed;
+  server_.count_close(cause);
+  if (opened_) {
+    CloseInfo info{code, std::move(reason), cause, clean};
+    guarded([&] { component_.on_close(self_, info); });
+  }
+}
+
+void WsConnection::on_transport_closed(Socket&, int error) {
+  socket_ = nullptr;
+  if (state_ == State::closing) {
+    report_close(close_code_, close_reason_, close_cause_, false);
+  } else if (state_ == State::open) {
+    std::string why = error == 0 ? "connection closed without a close frame"
+                                 : std::string("connection error: ") + std::strerror(error);
+    report_close(static_cast<uint16_t>(proto::CloseCode::abnormal), std::move(why),
+                 CloseCause::transport_closed, false);
+  }
+  // Break the self-reference at the end of this turn, when no callback of
+  // ours is on the stack any more.
+  loop_->defer([keep = std::move(self_)] {});
+  self_ = Connection();
+}
+
+void WsConnection::on_sweep(Socket& s, Loop::Clock::time_point now) {
+  if (state_ == State::open && options_.ping_interval.count() > 0) {
+    if (ping_outstanding_) {
+      if (now - ping_sent_ >= options_.pong_timeout) {
+        log_info("ws: connection {} ({}): keepalive timeout: no answer to a ping in {} ms", id_,
+                 request_.remote_address, options_.pong_timeout.count());
+        auto keep = self_;
+        report_close(static_cast<uint16_t>(proto::CloseCode::abnormal), "keepalive timeout",
+                     CloseCause::keepalive_timeout, false);
+        s.abort(ETIMEDOUT);
+      }
+    } else if (now - last_received_ >= options_.ping_interval) {
+      send_frame(Opcode::ping, nullptr, 0);
+      ping_outstanding_ = true;
+      ping_sent_ = now;
+    }
+  } else if (state_ == State::closing && now >= close_deadline_) {
+    log_info("ws: connection {} ({}): no close frame from the client within {} ms", id_,
+             request_.remote_address, options_.close_timeout.count());
+    auto keep = self_;
+    report_close(close_code_, close_reason_, close_cause_, false);
+    s.abort(ETIMEDOUT);
+  }
+}
+
+void WsConnection::on_shutdown(Socket&) {
+  close(static_cast<uint16_t>(proto::CloseCode::going_away), "server shutting down", CloseCause::shutdown);
+}
+
+}  // namespace windlass::detail

@@ -1,0 +1,99 @@
+// WsConnection: one open WebSocket (RFC 6455 after the handshake). It is
+// the Socket's handler and the object behind the public Connection handle.
+// It feeds received bytes to the frame decoder, assembles fragmented
+// messages, answers pings, runs the close handshake and keepalive, and
+// turns sends into frames.
+#pragma once
+
+#include <any>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "io/io_server.hpp"
+#include "proto/ws_frame_decoder.hpp"
+#include "windlass/app.hpp"
+#include "windlass/component.hpp"
+#include "windlass/connection.hpp"
+
+namespace windlass::detail {
+
+class WsServer;
+
+class WsConnection final : public SocketHandler, public std::enable_shared_from_this<WsConnection> {
+ public:
+  WsConnection(Socket& socket, MessageComponent& component, const WsOptions& options, Request request,
+               std::string subprotocol, WsServer& server);
+  ~WsConnection() override;
+
+  // Runs on_open, then decodes bytes that arrived behind the handshake.
+  void start(uint8_t* rest, size_t rest_len);
+
+  // Connection's API, loop thread only (Connection posts from elsewhere).
+  bool send(proto::Opcode op, const void* data, size_t len);
+  void close(uint16_t code, std::string_view reason, CloseCause cause);
+
+  bool is_open() const noexcept { return state_ == State::open; }
+  size_t buffered_amount() const noexcept { return socket_ ? socket_->buffered_amount() : 0; }
+  uint64_t id() const noexcept { return id_; }
+  const Request& request() const noexcept { return request_; }
+  const std::string& subprotocol() const noexcept { return subprotocol_; }
+  Loop* loop() const noexcept { return loop_; }
+  std::any& data() noexcept { return data_; }
+
+  // SocketHandler
+  void on_data(Socket& s, uint8_t* data, size_t len) override;
+  void on_transport_closed(Socket& s, int error) override;
+  void on_sweep(Socket& s, Loop::Clock::time_point now) override;
+  void on_shutdown(Socket& s) override;
+
+  // FrameDecoder sink
+  bool on_data(proto::Opcode op, bool compressed, uint8_t* chunk, size_t len, bool first, bool last);
+  bool on_ping(const uint8_t* payload, size_t len);
+  bool on_pong(const uint8_t* payload, size_t len);
+  bool on_close(uint16_t code, const char* reason, size_t reason_len);
+  void on_error(proto::FrameError e);
+
+ private:
+  enum class State : uint8_t {
+    open,
+    closing,  // we sent a close frame and wait for the client's
+    closed,   // on_close reported; the socket is closing or gone
+  };
+
+  bool send_frame(proto::Opcode op, const void* data, size_t len);
+  void send_close_frame(uint16_t code, std::string_view reason);
+  void deliver(proto::Opcode op, const uint8_t* data, size_t len);
+  void report_close(uint16_t code, std::string reason, CloseCause cause, bool clean);
+  void slow_consumer(size_t wanted);
+  // Runs a component callback, routing an exception to on_error.
+  template <class F>
+  void guarded(F&& f);
+
+  Socket* socket_;  // null once the transport is gone
+  MessageComponent& component_;
+  const WsOptions& options_;
+  WsServer& server_;
+  Loop* loop_;
+  uint64_t id_;
+  State state_ = State::open;
+  bool ping_outstanding_ = false;
+  bool opened_ = false;  // on_open ran: on_close is owed
+  CloseCause close_cause_ = CloseCause::transport_closed;
+  Loop::Clock::time_point last_received_;
+  Loop::Clock::time_point ping_sent_;
+  Loop::Clock::time_point close_deadline_;
+  std::string close_reason_;
+  uint16_t close_code_ = 1006;
+  proto::FrameDecoder decoder_;
+  std::string message_;  // a message arriving in pieces; empty otherwise
+  Request request_;
+  std::string subprotocol_;
+  std::any data_;
+  // The handle passed to callbacks. It owns this object while the transport
+  // is up (a deliberate cycle, broken when the socket closes), so callbacks
+  // need no reference counting per message.
+  Connection self_;
+};
+
+}  // namespace windlass::detail
