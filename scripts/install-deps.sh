@@ -9,10 +9,16 @@ build_pkgs=(g++ cmake ninja-build make pkg-config libssl-dev zlib1g-dev
             libgtest-dev libgmock-dev libbenchmark-dev libspdlog-dev libfmt-dev)
 # Tests: sanitizer and fuzzer runtimes, real clients, a real browser.
 test_pkgs=(clang-14 libclang-rt-14-dev python3 python3-websockets
-           nodejs npm chromium procps)
+           chromium fonts-liberation procps)
 
 want=("${build_pkgs[@]}")
-if [ "${1:-}" = "--with-test" ]; then want+=("${test_pkgs[@]}"); fi
+if [ "${1:-}" = "--with-test" ]; then
+  want+=("${test_pkgs[@]}")
+  # Node.js may come from another package than Debian's (the NodeSource
+  # "nodejs" provides npm and conflicts with Debian's "npm"), so the commands
+  # are checked, not the packages. playwright-core needs Node 20 or newer.
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then want+=(nodejs npm); fi
+fi
 
 missing=()
 for p in "${want[@]}"; do

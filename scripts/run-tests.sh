@@ -20,10 +20,15 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_strin
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp}
 
-configure_build() {  # dir, cmake args...
+configure_build() {  # dir, cmake args... [-- targets...]
   local dir=$1; shift
-  cmake -S . -B "$dir" -G Ninja "$@" >"$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; return 1; }
-  cmake --build "$dir" -j "$jobs" 2>&1 | tail -n 25
+  local args=() targets=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do args+=("$1"); shift; done
+  [ "${1:-}" = "--" ] && shift && targets=("$@")
+  cmake -S . -B "$dir" -G Ninja "${args[@]}" >"$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; return 1; }
+  local t=()
+  [ "${#targets[@]}" -gt 0 ] && t=(--target "${targets[@]}")
+  cmake --build "$dir" -j "$jobs" "${t[@]}" 2>&1 | tail -n 25
   return "${PIPESTATUS[0]}"
 }
 
@@ -65,7 +70,8 @@ stage_asan() {
 
 stage_tsan() {
   mkdir -p build
-  if configure_build build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWINDLASS_SANITIZE=thread -DWINDLASS_BENCH=OFF; then
+  if configure_build build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWINDLASS_SANITIZE=thread -DWINDLASS_BENCH=OFF \
+      -- windlass_unit_tests; then
     # The unit tests are where threads meet (Loop::post, cross-thread send);
     # the socket-level tests add nothing TSan can see in a one-loop server.
     run_ctest tsan build/tsan -j "$jobs" -L unit
