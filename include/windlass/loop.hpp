@@ -18,6 +18,7 @@
 
 #include <sys/epoll.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -81,7 +82,9 @@ class Loop {
   // The time at the start of this turn: cheap, and the same for every
   // callback of the turn.
   Clock::time_point now() const noexcept { return now_; }
-  bool in_loop_thread() const noexcept { return std::this_thread::get_id() == thread_id_; }
+  bool in_loop_thread() const noexcept {
+    return std::this_thread::get_id() == thread_id_.load(std::memory_order_acquire);
+  }
 
   // One shared receive buffer per loop (uWebSockets' idea): every socket
   // reads into it, so an idle connection holds no receive buffer at all.
@@ -111,7 +114,8 @@ class Loop {
 
   int epoll_fd_ = -1;
   bool stopping_ = false;
-  std::thread::id thread_id_;
+  // The thread that runs (or last ran) the loop; read by other threads.
+  std::atomic<std::thread::id> thread_id_;
   Clock::time_point now_;
   int64_t lag_ms_ = 0;
 

@@ -212,7 +212,7 @@ void Loop::run_deferred() {
 }
 
 void Loop::run() {
-  thread_id_ = std::this_thread::get_id();
+  thread_id_.store(std::this_thread::get_id(), std::memory_order_release);
   stopping_ = false;
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
