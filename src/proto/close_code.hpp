@@ -47,9 +47,10 @@ struct ClosePayload {
 // Parses and validates a received close-frame payload (already unmasked).
 ClosePayloadError parse_close_payload(std::string_view payload, ClosePayload& out) noexcept;
 
-// Writes code + reason into `out` (at least 125 bytes); the reason is cut to
-// 123 bytes at a UTF-8 boundary so the frame stays a legal control frame.
-// Returns the number of bytes written.
+// Writes code + reason into `out` (at least 125 bytes) and returns the
+// number of bytes written. The reason is cut to its longest valid UTF-8
+// prefix within 123 bytes, so the frame stays a legal control frame that no
+// peer must reject. Code 1005 gives an empty payload (§7.4.1: never sent).
 size_t build_close_payload(uint16_t code, std::string_view reason, uint8_t* out) noexcept;
 
 }  // namespace windlass::proto

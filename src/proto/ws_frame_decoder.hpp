@@ -67,10 +67,14 @@ struct DecoderOptions {
 //       `message_opcode` is text or binary (never continuation);
 //       `compressed` is the RSV1 bit of the message's first frame;
 //       `first` marks the first chunk of the message, `last` the final one
-//       (FIN frame, all of its payload). A message that arrived whole in one
-//       feed() is delivered as one call with first && last (zero copy). An
+//       (FIN frame, all of its payload). A single-frame message that arrived
+//       whole in one feed() is delivered as one call with first && last (zero
+//       copy); a fragmented message gives at least one chunk per frame. An
 //       empty message is one call with len == 0. Chunks of text messages
 //       have already passed UTF-8 validation (unless compressed).
+//   Payload pointers given to on_ping / on_pong / on_close are valid only
+//   during the call (a control payload split across reads comes from the
+//   decoder's own buffer).
 //   bool on_ping(const uint8_t* payload, size_t len);
 //   bool on_pong(const uint8_t* payload, size_t len);
 //   bool on_close(uint16_t code, const char* reason, size_t reason_len);
@@ -97,6 +101,7 @@ class FrameDecoder {
 
   bool closed() const noexcept { return state_ == State::closed; }
   bool failed() const noexcept { return state_ == State::failed; }
+  FrameError error() const noexcept { return error_; }
   // True while a fragmented message is in progress.
   bool in_message() const noexcept { return message_opcode_ != Opcode::continuation; }
   void set_allow_rsv1(bool allow) noexcept { options_.allow_rsv1 = allow; }
@@ -107,6 +112,7 @@ class FrameDecoder {
 
   DecoderOptions options_;
   State state_ = State::header;
+  FrameError error_ = FrameError::none;
   // Current frame.
   uint8_t header_[kMaxFrameHeader];
   uint8_t header_len_ = 0;

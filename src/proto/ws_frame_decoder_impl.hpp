@@ -67,11 +67,10 @@ DecodeResult FrameDecoder::feed(uint8_t* data, size_t len, Sink& sink) {
   enum class Step : uint8_t { go, stop, error };
   size_t pos = 0;
 
-  // Once failed, header_ is dead, and its first byte keeps the error so later
-  // calls can report it (the class has no other room for it).
+  // Once failed, later calls keep reporting the same error.
   auto fail = [&](FrameError e) {
     state_ = State::failed;
-    header_[0] = static_cast<uint8_t>(e);
+    error_ = e;
     sink.on_error(e);
     return Step::error;
   };
@@ -157,41 +156,29 @@ DecodeResult FrameDecoder::feed(uint8_t* data, size_t len, Sink& sink) {
   // Handles a complete, unmasked control payload.
   auto control_step = [&](const uint8_t* p, size_t n) -> Step {
     switch (opcode_) {
-      case Opcode::ping:
-        state_ = State::header;
-        return sink.on_ping(p, n) ? Step::go : Step::stop;
-      case Opcode::pong:
-        state_ = State::header;
-        return sink.on_pong(p, n) ? Step::go : Step::stop;
-      default:
-        break;
+      case Opcode::ping: state_ = State::header; return sink.on_ping(p, n) ? Step::go : Step::stop;
+      case Opcode::pong: state_ = State::header; return sink.on_pong(p, n) ? Step::go : Step::stop;
+      default: break;
     }
     ClosePayload close;
     switch (parse_close_payload(std::string_view(reinterpret_cast<const char*>(p), n), close)) {
-      case ClosePayloadError::none:
-        break;
-      case ClosePayloadError::one_byte:
-        return fail(FrameError::close_one_byte);
-      case ClosePayloadError::invalid_code:
-        return fail(FrameError::close_invalid_code);
-      case ClosePayloadError::invalid_utf8:
-        return fail(FrameError::close_invalid_utf8);
+      case ClosePayloadError::none: break;
+      case ClosePayloadError::one_byte: return fail(FrameError::close_one_byte);
+      case ClosePayloadError::invalid_code: return fail(FrameError::close_invalid_code);
+      case ClosePayloadError::invalid_utf8: return fail(FrameError::close_invalid_utf8);
     }
     // §5.5.1: after a close frame the peer sends no more data frames, and
     // whatever it does send is ignored.
     state_ = State::closed;
-    return sink.on_close(close.code, close.reason.data(), close.reason.size()) ? Step::go
-                                                                               : Step::stop;
+    return sink.on_close(close.code, close.reason.data(), close.reason.size()) ? Step::go : Step::stop;
   };
 
   for (;;) {
     Step step = Step::go;
     switch (state_) {
-      case State::closed:
-        return {len, FrameError::none};
+      case State::closed: return {len, FrameError::none};
 
-      case State::failed:
-        return {0, static_cast<FrameError>(header_[0])};
+      case State::failed: return {0, error_};
 
       case State::header: {
         if (pos == len) return {pos, FrameError::none};
@@ -238,8 +225,7 @@ DecodeResult FrameDecoder::feed(uint8_t* data, size_t len, Sink& sink) {
         // An empty frame is complete as soon as its header is: handle it now,
         // even if the buffer ends here.
         if (remaining_ == 0) {
-          step = state_ == State::control_payload ? control_step(data + pos, 0)
-                                                  : data_step(data + pos, 0);
+          step = state_ == State::control_payload ? control_step(data + pos, 0) : data_step(data + pos, 0);
         }
         break;
       }
@@ -279,7 +265,7 @@ DecodeResult FrameDecoder::feed(uint8_t* data, size_t len, Sink& sink) {
       }
     }
     if (step == Step::stop) return {pos, FrameError::none};
-    if (step == Step::error) return {pos, static_cast<FrameError>(header_[0])};
+    if (step == Step::error) return {pos, error_};
   }
 }
 
