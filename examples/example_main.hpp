@@ -21,7 +21,7 @@ struct Args {
 inline void usage(const char* prog, const char* what) {
   std::fprintf(stderr,
                "%s: %s\n"
-               "usage: %s [--host ADDR] [--port N] [--public DIR] [--max-message-size BYTES]\n"
+               "usage: %s [--host ADDR] [--port N] [--threads N] [--public DIR] [--max-message-size BYTES]\n"
                "          [--max-connections N] [--max-send-queue BYTES] [--ping-interval-ms MS]\n"
                "          [--pong-timeout-ms MS] [--header-timeout-ms MS] [--sweep-ms MS]\n"
                "          [--log-level trace|debug|info|warn|error|off]\n",
@@ -46,6 +46,7 @@ inline Args parse_args(int argc, char** argv, Args defaults) {
     if (flag == "--host") a.server.host = v;
     else if (flag == "--port") a.server.port = static_cast<uint16_t>(num());
     else if (flag == "--public") a.public_dir = v;
+    else if (flag == "--threads") a.server.threads = static_cast<unsigned>(num());
     else if (flag == "--max-message-size") a.ws.max_message_size = num();
     else if (flag == "--max-connections") a.server.max_connections = num();
     else if (flag == "--max-send-queue") a.server.max_send_queue = num();

@@ -1,13 +1,17 @@
-// App: wires Loop -> IoServer -> HttpServer/Router -> WsServer -> components.
+// App: wires Loop -> IoServer -> HttpServer/Router -> WsServer -> components,
+// once per thread.
 #include "windlass/app.hpp"
 
 #include <signal.h>
 
+#include <atomic>
 #include <csignal>
+#include <thread>
 
 #include "http/http_server.hpp"
 #include "io/io_server.hpp"
 #include "log.hpp"
+#include "ws/pubsub.hpp"
 #include "ws/ws_server.hpp"
 
 namespace windlass {
@@ -15,37 +19,35 @@ namespace windlass {
 using detail::log_info;
 using detail::log_warn;
 
-struct App::Impl {
-  ServerOptions options;
+namespace {
+
+// One loop and its layers. Workers share the Router (read-only once run()
+// starts) and the components; everything else is theirs alone.
+struct Worker {
   Loop loop;
-  detail::Router router;
   detail::WsServer ws;
   detail::HttpServer http;
   detail::IoServer io;
-  bool listening = false;
-  uint16_t port = 0;
   bool shutting_down = false;
 
-  explicit Impl(ServerOptions o)
-      : options(std::move(o)),
-        http(detail::HttpOptions{options.max_head_size, options.max_headers, options.max_body_size,
-                                 options.max_connections, options.header_timeout},
+  Worker(const ServerOptions& o, detail::Router& router, std::atomic<size_t>& process_connections)
+      : http(detail::HttpOptions{o.max_head_size, o.max_headers, o.max_body_size, o.max_connections,
+                                 o.header_timeout},
              router, ws),
         io(loop,
-           detail::IoOptions{options.max_connections, options.max_send_queue,
-                             std::chrono::milliseconds(2000), options.sweep_interval},
+           detail::IoOptions{o.max_connections, o.max_send_queue, std::chrono::milliseconds(2000),
+                             o.sweep_interval, &process_connections},
            [this](detail::Socket& s) { return http.make_session(s); }) {}
 
-  // Graceful shutdown (loop thread): stop accepting, close every client
-  // politely, and stop the loop when the last one is gone or at the deadline.
-  void begin_shutdown() {
+  // Loop thread: stop accepting, close every client politely, and stop the
+  // loop when the last one is gone or at the deadline.
+  void begin_shutdown(std::chrono::milliseconds timeout) {
     if (shutting_down) return;
     shutting_down = true;
-    log_info("shutting down: {} connection(s) open", io.connection_count());
     io.stop_accepting();
     io.shutdown_all();
-    auto deadline = Loop::Clock::now() + options.shutdown_timeout;
-    auto check = [this, deadline] {
+    auto deadline = Loop::Clock::now() + timeout;
+    loop.add_timer(std::chrono::milliseconds(0), [this, deadline] {
       if (io.connection_count() == 0) {
         loop.stop();
       } else if (Loop::Clock::now() >= deadline) {
@@ -53,8 +55,44 @@ struct App::Impl {
         io.abort_all();
         loop.stop();
       }
-    };
-    loop.add_timer(std::chrono::milliseconds(0), check, std::chrono::milliseconds(20));
+    }, std::chrono::milliseconds(20));
+  }
+};
+
+}  // namespace
+
+struct App::Impl {
+  ServerOptions options;
+  std::atomic<size_t> process_connections{0};
+  detail::Router router;
+  detail::Hub hub;
+  std::vector<std::unique_ptr<Worker>> workers;
+  bool listening = false;
+  uint16_t port = 0;
+  std::atomic<bool> shutdown_requested{false};
+
+  explicit Impl(ServerOptions o) : options(std::move(o)) {
+    unsigned n = options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < n; ++i) {
+      workers.push_back(std::make_unique<Worker>(options, router, process_connections));
+      workers.back()->ws.set_hub(&hub);
+      hub.add(&workers.back()->loop, &workers.back()->ws.topics());
+    }
+  }
+
+  void begin_shutdown() {
+    if (shutdown_requested.exchange(true)) return;
+    log_info("shutting down: {} connection(s) open", connection_count());
+    for (auto& w : workers) {
+      Worker* wp = w.get();
+      w->loop.post([wp, t = options.shutdown_timeout] { wp->begin_shutdown(t); });
+    }
+  }
+
+  size_t connection_count() const {
+    size_t n = 0;
+    for (auto& w : workers) n += w->io.connection_count();
+    return n;
   }
 };
 
@@ -80,13 +118,19 @@ App& App::http(std::string path, HttpHandler handler) {
 }
 
 App& App::listen() {
-  if (!impl_->listening) {
-    detail::ListenOptions lo;
-    lo.host = impl_->options.host;
-    lo.port = impl_->options.port;
-    impl_->port = impl_->io.listen(lo);
-    impl_->listening = true;
+  if (impl_->listening) return *this;
+  // Every loop gets its own listener on the same address (SO_REUSEPORT):
+  // the kernel spreads new connections over them, with no acceptor thread
+  // and no lock between loops.
+  detail::ListenOptions lo;
+  lo.host = impl_->options.host;
+  lo.port = impl_->options.port;
+  lo.reuse_port = impl_->workers.size() > 1;
+  for (auto& w : impl_->workers) {
+    impl_->port = w->io.listen(lo);
+    lo.port = impl_->port;  // port 0: the others join the port the first one got
   }
+  impl_->listening = true;
   return *this;
 }
 
@@ -94,22 +138,33 @@ uint16_t App::port() const noexcept { return impl_->port; }
 
 void App::run() {
   listen();
+  Worker& first = *impl_->workers.front();
   if (impl_->options.handle_signals) {
+    // Registered before the other threads start, so they inherit the
+    // blocked mask and the signals reach only the first loop's signalfd.
     auto on_signal = [this](int signo) {
       log_info("received {}", signo == SIGTERM ? "SIGTERM" : "SIGINT");
       impl_->begin_shutdown();
     };
-    impl_->loop.on_signal(SIGINT, on_signal);
-    impl_->loop.on_signal(SIGTERM, on_signal);
+    first.loop.on_signal(SIGINT, on_signal);
+    first.loop.on_signal(SIGTERM, on_signal);
   }
-  impl_->loop.run();
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < impl_->workers.size(); ++i) {
+    threads.emplace_back([w = impl_->workers[i].get()] { w->loop.run(); });
+  }
+  first.loop.run();
+  for (auto& t : threads) t.join();
 }
 
-void App::stop() {
-  impl_->loop.post([this] { impl_->begin_shutdown(); });
+void App::stop() { impl_->begin_shutdown(); }
+
+void App::publish(std::string_view topic, std::string_view data, MessageKind kind) {
+  impl_->hub.publish(topic, detail::make_shared_frame(kind == MessageKind::binary, data), 0);
 }
 
-Loop& App::loop() noexcept { return impl_->loop; }
-size_t App::connection_count() const noexcept { return impl_->io.connection_count(); }
+Loop& App::loop() noexcept { return impl_->workers.front()->loop; }
+unsigned App::thread_count() const noexcept { return static_cast<unsigned>(impl_->workers.size()); }
+size_t App::connection_count() const noexcept { return impl_->connection_count(); }
 
 }  // namespace windlass

@@ -1,30 +1,32 @@
 // examples/chat: Ratchet's chat tutorial in windlass. Every message a
 // client sends goes to every *other* connected client; the page at "/" is
 // the client (public/index.html), served on the same port as the socket.
+//
+// Ratchet keeps an SplObjectStorage of clients and loops over it. windlass
+// runs one loop per core, so clients live on several threads: the room is a
+// topic instead. publish() encodes the message once and hands it to every
+// loop; each loop writes it to its own subscribers.
+#include <atomic>
 #include <cstdio>
-#include <unordered_set>
 
 #include "../example_main.hpp"
 
 class Chat final : public windlass::MessageComponent {
  public:
   void on_open(windlass::Connection& conn) override {
-    clients_.insert(conn);
-    std::fprintf(stderr, "chat: connection %llu from %s (%zu online)\n",
-                 static_cast<unsigned long long>(conn.id()), conn.remote_address().c_str(),
-                 clients_.size());
+    conn.subscribe("chat");
+    std::fprintf(stderr, "chat: connection %llu from %s (%d online)\n",
+                 static_cast<unsigned long long>(conn.id()), conn.remote_address().c_str(), ++online_);
   }
 
   void on_message(windlass::Connection& from, const windlass::Message& msg) override {
-    for (const auto& client : clients_) {
-      if (client != from) client.send(msg);
-    }
+    from.publish("chat", msg);  // to every subscriber but the sender
   }
 
   void on_close(windlass::Connection& conn, const windlass::CloseInfo& info) override {
-    clients_.erase(conn);
-    std::fprintf(stderr, "chat: connection %llu closed (%u %s)\n",
-                 static_cast<unsigned long long>(conn.id()), info.code, to_string(info.cause));
+    // Leaving the topic is automatic when a connection closes.
+    std::fprintf(stderr, "chat: connection %llu closed (%u %s, %d online)\n",
+                 static_cast<unsigned long long>(conn.id()), info.code, to_string(info.cause), --online_);
   }
 
   void on_error(windlass::Connection& conn, std::exception_ptr e) override {
@@ -34,7 +36,7 @@ class Chat final : public windlass::MessageComponent {
   }
 
  private:
-  std::unordered_set<windlass::Connection> clients_;
+  std::atomic<int> online_{0};  // callbacks run on every loop's thread
 };
 
 int main(int argc, char** argv) {

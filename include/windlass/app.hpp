@@ -52,6 +52,10 @@ struct ServerOptions {
   // Granularity of per-connection deadlines (timeouts are checked by a sweep).
   std::chrono::milliseconds sweep_interval{1'000};
   bool handle_signals = true;  // install the SIGINT/SIGTERM handlers in run()
+  // Event loops, one thread each, each accepting on its own SO_REUSEPORT
+  // listener; 0 means one per core. A connection stays on the loop that
+  // accepted it, and all its callbacks run on that loop's thread.
+  unsigned threads = 0;
 };
 
 class App {
@@ -79,7 +83,14 @@ class App {
   // 1001, wait up to shutdown_timeout, return from run().
   void stop();
 
+  // Sends to every subscriber of `topic` on every loop (Connection::subscribe).
+  // Any thread.
+  void publish(std::string_view topic, std::string_view data, MessageKind kind = MessageKind::text);
+
+  // The first loop (the one run() is called on).
   Loop& loop() noexcept;
+  unsigned thread_count() const noexcept;
+  // Open connections over all loops (a snapshot; any thread).
   size_t connection_count() const noexcept;
 
  private:

@@ -78,6 +78,17 @@ class Connection {
   // 3000-4999 or another code valid on the wire; the reason is cut to 123 bytes.
   void close(uint16_t code = 1000, std::string_view reason = {}) const;
 
+  // Topics (publish/subscribe across every loop of the App). subscribe and
+  // unsubscribe: loop thread only; a closed connection leaves its topics.
+  bool subscribe(std::string_view topic) const;
+  bool unsubscribe(std::string_view topic) const;
+  // Sends to every subscriber of `topic`, on every loop, except this
+  // connection. The frame is encoded once and shared. Any thread.
+  void publish(std::string_view topic, std::string_view data, MessageKind kind = MessageKind::text) const;
+  void publish(std::string_view topic, const Message& message) const {
+    publish(topic, message.data, message.kind);
+  }
+
   bool is_open() const noexcept;
   // Bytes queued for this connection and not yet accepted by the kernel.
   size_t buffered_amount() const noexcept;

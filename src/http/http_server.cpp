@@ -180,7 +180,7 @@ void HttpSession::process(Socket& s, uint8_t* data, size_t len, bool from_buffer
       if (proto::wants_websocket(head_)) {
         WsRoute* route = server_.router().find_ws(head_.path);
         if (route == nullptr) return refuse(s, 404, "no WebSocket endpoint at this path");
-        if (s.server().connection_count() > server_.options().max_connections) {
+        if (s.server().process_connection_count() > server_.options().max_connections) {
           return refuse(s, 503, "connection limit reached", "Retry-After: 5\r\n");
         }
         if (!head_.header("content-length").empty() || !head_.header("transfer-encoding").empty()) {

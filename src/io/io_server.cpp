@@ -158,6 +158,7 @@ struct IoServer::Listener final : IoHandler {
 
 IoServer::IoServer(Loop& loop, IoOptions options, HandlerFactory factory)
     : loop_(loop), options_(options), factory_(std::move(factory)) {
+  if (options_.process_connections == nullptr) options_.process_connections = &own_process_count_;
   reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   loop_.add_before_wait([this] { flush_dirty(); });
   sweep_timer_ = loop_.add_timer(options_.sweep_interval, [this] { sweep(); }, options_.sweep_interval);
@@ -192,7 +193,7 @@ void IoServer::accept_from(int listen_fd) {
         // Out of descriptors: the pending connection would wake us forever.
         // Spend the reserve descriptor to accept and close it, then re-arm.
         log_warn("io: accept: {} (limit reached at {} connections); shedding a connection",
-                 std::strerror(errno), count_);
+                 std::strerror(errno), connection_count());
         if (reserve_fd_ >= 0) {
           ::close(reserve_fd_);
           int shed = ::accept(listen_fd, nullptr, nullptr);
@@ -209,8 +210,8 @@ void IoServer::accept_from(int listen_fd) {
     std::string remote = address_string(addr, &port);
     // A margin above max_connections is still accepted so the HTTP layer can
     // answer 503; past it, the connection is closed at once.
-    if (count_ >= options_.max_connections + 64) {
-      log_warn("io: refusing {}:{}: {} connections open", remote, port, count_);
+    if (process_connection_count() >= options_.max_connections + 64) {
+      log_warn("io: refusing {}:{}: {} connections open", remote, port, connection_count());
       ::close(fd);
       continue;
     }
@@ -220,7 +221,8 @@ void IoServer::accept_from(int listen_fd) {
     s->next_ = head_;
     if (head_) head_->prev_ = s;
     head_ = s;
-    ++count_;
+    count_.store(count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    options_.process_connections->fetch_add(1, std::memory_order_relaxed);
     ++accepted_total_;
     loop_.add_fd(fd, EPOLLIN | EPOLLRDHUP, s);
     s->handler_ = factory_(*s);
@@ -232,7 +234,8 @@ void IoServer::unlink(Socket* s) {
   if (s->next_) s->next_->prev_ = s->prev_;
   if (head_ == s) head_ = s->next_;
   s->prev_ = s->next_ = nullptr;
-  --count_;
+  count_.store(count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  options_.process_connections->fetch_sub(1, std::memory_order_relaxed);
 }
 
 void IoServer::retire(Socket* s) { graveyard_.push_back(s); }

@@ -4,6 +4,7 @@
 // the bytes it reads to its SocketHandler (HttpSession, then WsConnection).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -48,6 +49,9 @@ struct IoOptions {
   size_t max_send_queue = 16u << 20;    // bytes queued per connection before it is a slow consumer
   std::chrono::milliseconds linger_timeout{2000};  // how long a closing socket drains input
   std::chrono::milliseconds sweep_interval{1000};
+  // Shared by every IoServer of a process, so max_connections bounds the
+  // process, not each loop. Null: this IoServer counts alone.
+  std::atomic<size_t>* process_connections = nullptr;
 };
 
 class Socket final : public IoHandler {
@@ -128,7 +132,12 @@ class IoServer {
   // Aborts every remaining socket.
   void abort_all();
 
-  size_t connection_count() const noexcept { return count_; }
+  // Any thread may read it (a snapshot); only the loop thread changes it.
+  size_t connection_count() const noexcept { return count_.load(std::memory_order_relaxed); }
+  // Open connections over every IoServer sharing the process counter.
+  size_t process_connection_count() const noexcept {
+    return options_.process_connections->load(std::memory_order_relaxed);
+  }
   const IoOptions& options() const noexcept { return options_; }
   Loop& loop() const noexcept { return loop_; }
   uint64_t accepted_total() const noexcept { return accepted_total_; }
@@ -148,7 +157,8 @@ class IoServer {
   HandlerFactory factory_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   Socket* head_ = nullptr;  // live sockets
-  size_t count_ = 0;
+  std::atomic<size_t> count_{0};
+  std::atomic<size_t> own_process_count_{0};  // used when options_.process_connections is null
   uint64_t accepted_total_ = 0;
   std::vector<Socket*> dirty_;      // sockets with bytes queued this turn
   std::vector<Socket*> graveyard_;  // closed this turn, freed before the loop waits

@@ -9,6 +9,7 @@
 #include "windlass/component.hpp"
 #include "windlass/loop.hpp"
 #include "ws/ws_connection.hpp"
+#include "ws/ws_server.hpp"
 
 namespace windlass {
 
@@ -53,6 +54,15 @@ void Connection::close(uint16_t code, std::string_view reason) const {
   } else {
     loop->post([impl = impl_, code, r = std::string(reason)] { impl->close(code, r, CloseCause::server_closed); });
   }
+}
+
+bool Connection::subscribe(std::string_view topic) const { return impl_ && impl_->subscribe(topic); }
+bool Connection::unsubscribe(std::string_view topic) const { return impl_ && impl_->unsubscribe(topic); }
+
+void Connection::publish(std::string_view topic, std::string_view data, MessageKind kind) const {
+  if (!impl_) return;
+  impl_->server().hub().publish(topic, detail::make_shared_frame(kind == MessageKind::binary, data),
+                                impl_->id());
 }
 
 bool Connection::is_open() const noexcept { return impl_ && impl_->is_open(); }

@@ -1,5 +1,6 @@
 #include "ws/ws_connection.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -17,6 +18,9 @@ std::atomic<uint64_t> next_connection_id{1};
 // A reassembly buffer larger than this is freed after its message, so one
 // large message does not pin memory for the connection's whole life.
 constexpr size_t kRetainedMessageCapacity = 64 * 1024;
+
+// Shared frames up to this size are copied into the recipient's buffer.
+constexpr size_t kCopySharedFrameLimit = 1024;
 }  // namespace
 
 WsConnection::WsConnection(Socket& socket, MessageComponent& component, const WsOptions& options,
@@ -74,6 +78,34 @@ bool WsConnection::send_frame(Opcode op, const void* data, size_t len) {
     return false;
   }
   return socket_->write2(header, header_len, data, len);
+}
+
+bool WsConnection::send_shared(const std::shared_ptr<const std::string>& frame) {
+  if (state_ != State::open || socket_ == nullptr) return false;
+  size_t size = frame->size();
+  if (socket_->would_exceed(size)) {
+    slow_consumer(size);
+    return false;
+  }
+  // A small frame is copied: cheaper than a reference count, and it joins
+  // the connection's other pending bytes in one buffer.
+  if (size <= kCopySharedFrameLimit) return socket_->write(frame->data(), size);
+  return socket_->write_shared(nullptr, 0, frame);
+}
+
+bool WsConnection::subscribe(std::string_view topic) {
+  if (state_ != State::open) return false;
+  if (!server_.topics().subscribe(topic, this)) return false;
+  topics_.emplace_back(topic);
+  return true;
+}
+
+bool WsConnection::unsubscribe(std::string_view topic) {
+  auto it = std::find(topics_.begin(), topics_.end(), topic);
+  if (it == topics_.end()) return false;
+  server_.topics().unsubscribe(topic, this);
+  topics_.erase(it);
+  return true;
 }
 
 void WsConnection::send_close_frame(uint16_t code, std::string_view reason) {
@@ -186,6 +218,9 @@ void WsConnection::report_close(uint16_t code, std::string reason, CloseCause ca
   if (state_ == State::closed) return;
   state_ = State::closed;
   server_.count_close(cause);
+  // A closed connection receives no more publications.
+  for (auto& t : topics_) server_.topics().unsubscribe(t, this);
+  topics_.clear();
   if (opened_) {
     CloseInfo info{code, std::move(reason), cause, clean};
     guarded([&] { component_.on_close(self_, info); });

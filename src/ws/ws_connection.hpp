@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "io/io_server.hpp"
 #include "proto/ws_frame_decoder.hpp"
@@ -31,6 +33,11 @@ class WsConnection final : public SocketHandler, public std::enable_shared_from_
 
   // Connection's API, loop thread only (Connection posts from elsewhere).
   bool send(proto::Opcode op, const void* data, size_t len);
+  // Queues a frame encoded once for many recipients (see pubsub.hpp).
+  bool send_shared(const std::shared_ptr<const std::string>& frame);
+  bool subscribe(std::string_view topic);
+  bool unsubscribe(std::string_view topic);
+  WsServer& server() noexcept { return server_; }
   void close(uint16_t code, std::string_view reason, CloseCause cause);
 
   bool is_open() const noexcept { return state_ == State::open; }
@@ -90,6 +97,7 @@ class WsConnection final : public SocketHandler, public std::enable_shared_from_
   Request request_;
   std::string subprotocol_;
   std::any data_;
+  std::vector<std::string> topics_;  // subscriptions, dropped when the connection closes
   // The handle passed to callbacks. It owns this object while the transport
   // is up (a deliberate cycle, broken when the socket closes), so callbacks
   // need no reference counting per message.

@@ -12,6 +12,7 @@
 #include "io/io_server.hpp"
 #include "proto/http1_parser.hpp"
 #include "windlass/app.hpp"
+#include "ws/pubsub.hpp"
 
 namespace windlass::detail {
 
@@ -44,7 +45,13 @@ class WsServer {
   void count_close(CloseCause cause) noexcept { ++counters_.closes_by_cause[static_cast<size_t>(cause)]; }
   const WsCounters& counters() const noexcept { return counters_; }
 
+  TopicTable& topics() noexcept { return topics_; }
+  Hub& hub() noexcept { return *hub_; }
+  void set_hub(Hub* hub) noexcept { hub_ = hub; }
+
  private:
+  TopicTable topics_;  // this loop's subscribers
+  Hub* hub_ = nullptr;
   WsCounters counters_;
   std::string response_;  // reused for every 101 response
 };

@@ -79,6 +79,7 @@ class AppTest : public ::testing::Test {
     so.host = "127.0.0.1";
     so.port = 0;
     so.handle_signals = false;
+    if (so.threads == 0) so.threads = 1;  // Recorder keeps per-loop state
     app = std::make_unique<windlass::App>(so);
     recorder = std::make_shared<Recorder>(events);
     app->route("/ws", recorder, wo);

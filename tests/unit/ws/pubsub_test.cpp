@@ -1,0 +1,150 @@
+// Topics across several loops: a publish reaches every subscriber on every
+// thread exactly once, and never the publisher.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "unit/ws/test_client.hpp"
+#include "windlass/app.hpp"
+
+using namespace std::chrono_literals;
+using windlass::test::TestClient;
+using Op = windlass::proto::Opcode;
+
+namespace {
+
+class Room final : public windlass::MessageComponent {
+ public:
+  void on_open(windlass::Connection& c) override {
+    c.subscribe("room");
+    ++opened;
+  }
+  void on_message(windlass::Connection& from, const windlass::Message& msg) override {
+    if (msg.data == "leave") {
+      from.unsubscribe("room");
+      from.send("left");
+      return;
+    }
+    from.publish("room", msg);
+  }
+  std::atomic<int> opened{0};
+};
+
+class PubSubTest : public ::testing::Test {
+ protected:
+  void start(unsigned threads) {
+    windlass::ServerOptions so;
+    so.port = 0;
+    so.threads = threads;
+    so.handle_signals = false;
+    app = std::make_unique<windlass::App>(so);
+    room = std::make_shared<Room>();
+    app->route("/", room);
+    app->listen();
+    thread = std::thread([this] { app->run(); });
+  }
+  void open_clients(int n) {
+    for (int i = 0; i < n; ++i) {
+      clients.push_back(std::make_unique<TestClient>(app->port()));
+      ASSERT_NE(clients.back()->handshake("/").find("101"), std::string::npos);
+    }
+    for (int i = 0; i < 300 && room->opened < n; ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_EQ(room->opened, n);
+  }
+  void TearDown() override {
+    clients.clear();
+    if (app) {
+      app->stop();
+      thread.join();
+    }
+  }
+  std::unique_ptr<windlass::App> app;
+  std::shared_ptr<Room> room;
+  std::thread thread;
+  std::vector<std::unique_ptr<TestClient>> clients;
+};
+
+}  // namespace
+
+TEST_F(PubSubTest, publish_reaches_every_other_subscriber_on_every_loop) {
+  start(2);
+  open_clients(8);
+  clients[0]->send_frame(Op::text, "hello room");
+  for (size_t i = 1; i < clients.size(); ++i) {
+    auto f = clients[i]->read_frame();
+    ASSERT_TRUE(f) << "client " << i;
+    EXPECT_EQ(f->payload, "hello room");
+  }
+  EXPECT_FALSE(clients[0]->read_frame(200)) << "the publisher got its own message";
+}
+
+TEST_F(PubSubTest, large_messages_are_shared_not_copied_and_arrive_intact) {
+  start(2);
+  open_clients(4);
+  std::string big(200 * 1024, 'z');
+  big[12345] = 'a';
+  clients[1]->send_frame(Op::binary, big);
+  for (size_t i : {0u, 2u, 3u}) {
+    auto f = clients[i]->read_frame();
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->op, Op::binary);
+    EXPECT_EQ(f->payload, big);
+  }
+}
+
+TEST_F(PubSubTest, app_publish_from_another_thread_reaches_everyone) {
+  start(2);
+  open_clients(6);
+  app->publish("room", "announcement");
+  for (auto& c : clients) {
+    auto f = c->read_frame();
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->payload, "announcement");
+  }
+}
+
+TEST_F(PubSubTest, unsubscribed_and_closed_connections_receive_nothing_more) {
+  start(2);
+  open_clients(3);
+  clients[2]->send_frame(Op::text, "leave");
+  auto left = clients[2]->read_frame();
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->payload, "left");
+  clients[1].reset();  // drops its TCP connection
+  std::this_thread::sleep_for(100ms);
+  clients[0]->send_frame(Op::text, "anyone?");
+  EXPECT_FALSE(clients[2]->read_frame(300));
+  app->publish("room", "still here");
+  auto f = clients[0]->read_frame();
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->payload, "still here");
+}
+
+TEST_F(PubSubTest, concurrent_publishers_deliver_every_message_exactly_once) {
+  start(2);
+  constexpr int kClients = 10, kEach = 30;
+  open_clients(kClients);
+  std::vector<std::thread> senders;
+  for (int i = 0; i < kClients; ++i) {
+    senders.emplace_back([&, i] {
+      for (int m = 0; m < kEach; ++m) clients[i]->send_frame(Op::text, std::to_string(i) + ":" + std::to_string(m));
+    });
+  }
+  for (auto& t : senders) t.join();
+  for (int i = 0; i < kClients; ++i) {
+    std::multiset<std::string> got;
+    for (int k = 0; k < (kClients - 1) * kEach; ++k) {
+      auto f = clients[i]->read_frame();
+      ASSERT_TRUE(f) << "client " << i << " after " << k;
+      got.insert(f->payload);
+    }
+    for (int j = 0; j < kClients; ++j) {
+      for (int m = 0; m < kEach; ++m) {
+        EXPECT_EQ(got.count(std::to_string(j) + ":" + std::to_string(m)), j == i ? 0u : 1u);
+      }
+    }
+  }
+}
