@@ -196,6 +196,11 @@ void HttpSession::process(Socket& s, uint8_t* data, size_t len, bool from_buffer
         return;
       }
 
+      // RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host is a 400.
+      size_t hosts = 0;
+      for (size_t i = 0; i < head_.header_count; ++i) hosts += iequals(head_.headers[i].name, "host");
+      if (head_.version_minor >= 1 && hosts != 1) return refuse(s, 400, "missing or repeated Host header");
+
       const HttpHandler* handler = server_.router().find_http(head_.path);
       if (handler == nullptr) {
         if (server_.router().find_ws(head_.path) != nullptr) {
