@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdio>
+#include <unistd.h>
 #include <thread>
 
 #include "http/http_server.hpp"
@@ -31,13 +33,15 @@ struct Worker {
   bool shutting_down = false;
 
   Worker(const ServerOptions& o, detail::Router& router, std::atomic<size_t>& process_connections)
-      : http(detail::HttpOptions{o.max_head_size, o.max_headers, o.max_body_size, o.max_connections,
-                                 o.header_timeout},
+      : http(detail::HttpOptions{&o.on_access, o.max_head_size, o.max_headers, o.max_body_size,
+                                 o.max_connections, o.header_timeout},
              router, ws),
         io(loop,
            detail::IoOptions{o.max_connections, o.max_send_queue, std::chrono::milliseconds(2000),
                              o.sweep_interval, &process_connections},
-           [this](detail::Socket& s) { return http.make_session(s); }) {}
+           [this](detail::Socket& s) { return http.make_session(s); }) {
+    ws.set_access_hook(&o.on_access);
+  }
 
   // Loop thread: stop accepting, close every client politely, and stop the
   // loop when the last one is gone or at the deadline.
@@ -166,5 +170,53 @@ void App::publish(std::string_view topic, std::string_view data, MessageKind kin
 Loop& App::loop() noexcept { return impl_->workers.front()->loop; }
 unsigned App::thread_count() const noexcept { return static_cast<unsigned>(impl_->workers.size()); }
 size_t App::connection_count() const noexcept { return impl_->connection_count(); }
+
+namespace {
+uint64_t resident_bytes() {
+  // /proc/self/statm: size resident shared ... in pages.
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long size = 0, resident = 0;
+  int n = std::fscanf(f, "%lu %lu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) : 0;
+}
+}  // namespace
+
+Stats App::stats() const {
+  Stats s;
+  for (auto& w : impl_->workers) {
+    LoopStats ls;
+    ls.connections_open = w->io.connection_count();
+    ls.lag_ms = w->loop.lag_ms();
+    s.loops.push_back(ls);
+    s.connections_open += ls.connections_open;
+    s.connections_accepted += w->io.accepted_total();
+    s.send_queue_bytes += w->io.queued_bytes();
+    const auto& hc = w->http.counters();
+    s.http_requests += hc.requests.get();
+    for (size_t i = 0; i < detail::kRefusalSlots; ++i) {
+      if (uint64_t n = hc.refused[i].get(); n != 0) {
+        s.refused_by_status[i < std::size(detail::kRefusalStatuses) ? detail::kRefusalStatuses[i] : 0] += n;
+      }
+    }
+    const auto& wc = w->ws.counters();
+    s.websockets_opened += wc.opened.get();
+    s.messages_in += wc.messages_in.get();
+    s.bytes_in += wc.bytes_in.get();
+    s.messages_out += wc.messages_out.get();
+    s.bytes_out += wc.bytes_out.get();
+    for (size_t i = 0; i < std::size(wc.closes_by_cause); ++i) {
+      if (uint64_t n = wc.closes_by_cause[i].get(); n != 0) s.closes_by_cause[static_cast<CloseCause>(i)] += n;
+    }
+    for (size_t i = 0; i < detail::kCloseCodeSlots; ++i) {
+      if (uint64_t n = wc.close_codes[i].get(); n != 0) {
+        s.close_codes[i < std::size(detail::kCountedCloseCodes) ? detail::kCountedCloseCodes[i] : 0] += n;
+      }
+    }
+  }
+  s.rss_bytes = resident_bytes();
+  return s;
+}
 
 }  // namespace windlass

@@ -18,6 +18,7 @@
 #include "windlass/component.hpp"
 #include "windlass/http.hpp"
 #include "windlass/loop.hpp"
+#include "windlass/stats.hpp"
 
 namespace windlass {
 
@@ -56,6 +57,10 @@ struct ServerOptions {
   // listener; 0 means one per core. A connection stays on the loop that
   // accepted it, and all its callbacks run on that loop's thread.
   unsigned threads = 0;
+  // Called for every handshake, plain HTTP answer, refusal and WebSocket
+  // close, on the loop thread that saw it (so it must be thread-safe when
+  // threads > 1). Empty: no access log.
+  std::function<void(const AccessEvent&)> on_access;
 };
 
 class App {
@@ -90,6 +95,8 @@ class App {
   // The first loop (the one run() is called on).
   Loop& loop() noexcept;
   unsigned thread_count() const noexcept;
+  // Counters summed over the loops, and the process's RSS. Any thread.
+  Stats stats() const;
   // Open connections over all loops (a snapshot; any thread).
   size_t connection_count() const noexcept;
 

@@ -93,7 +93,7 @@ class Loop {
   uint8_t* read_buffer() noexcept { return read_buffer_.get(); }
 
   // Milliseconds the last turn started later than its earliest timer was due.
-  int64_t lag_ms() const noexcept { return lag_ms_; }
+  int64_t lag_ms() const noexcept { return lag_ms_.load(std::memory_order_relaxed); }
 
  private:
   struct Timer {
@@ -117,7 +117,7 @@ class Loop {
   // The thread that runs (or last ran) the loop; read by other threads.
   std::atomic<std::thread::id> thread_id_;
   Clock::time_point now_;
-  int64_t lag_ms_ = 0;
+  std::atomic<int64_t> lag_ms_{0};  // read by scrapes from other threads
 
   std::vector<Timer> timer_heap_;  // min-heap on due
   std::unordered_map<TimerId, TimerEntry> timers_;  // few per loop: per-connection deadlines use a sweep

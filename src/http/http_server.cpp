@@ -40,6 +40,13 @@ const HttpHandler* Router::find_http(std::string_view path) const {
   return best ? &best->handler : nullptr;
 }
 
+size_t refusal_slot(int status) noexcept {
+  for (size_t i = 0; i < std::size(kRefusalStatuses); ++i) {
+    if (kRefusalStatuses[i] == status) return i;
+  }
+  return kRefusalSlots - 1;
+}
+
 // ------------------------------------------------------------ responses
 
 namespace {
@@ -95,7 +102,8 @@ class HttpSession final : public SocketHandler {
   HttpSession(HttpServer& server, Socket& socket)
       : server_(server),
         parser_(server.options().max_head_size, server.options().max_headers),
-        deadline_(socket.loop().now() + server.options().header_timeout) {}
+        started_(socket.loop().now()),
+        deadline_(started_ + server.options().header_timeout) {}
 
   void on_data(Socket& s, uint8_t* data, size_t len) override;
   void on_transport_closed(Socket&, int) override {}
@@ -121,8 +129,13 @@ class HttpSession final : public SocketHandler {
   bool head_valid_ = false;  // head_ was filled by this dispatch's parse
   Request pending_;  // a plain request waiting for its body
   const HttpHandler* pending_handler_ = nullptr;
+  Loop::Clock::time_point started_;  // first byte of the current request (roughly: this turn)
   Loop::Clock::time_point deadline_;
 };
+
+std::chrono::microseconds since(Loop::Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(Loop::Clock::now() - t);
+}
 
 void HttpSession::on_data(Socket& s, uint8_t* data, size_t len) {
   if (buf_.empty()) {
@@ -134,12 +147,23 @@ void HttpSession::on_data(Socket& s, uint8_t* data, size_t len) {
 }
 
 void HttpSession::refuse(Socket& s, int status, std::string_view reason, std::string_view extra) {
-  ++server_.counters().refused;
+  server_.counters().refused[refusal_slot(status)].add();
   // The head's views are only valid while it is being handled.
   std::string_view method = head_valid_ ? head_.method : "-";
   std::string_view path = head_valid_ ? head_.path : "-";
   log_info("http: {}:{} {} {} -> {} ({})", s.remote_address(), s.remote_port(), method, path, status,
            reason);
+  AccessEvent e;
+  e.kind = AccessEvent::Kind::refused;
+  e.remote = s.remote_address();
+  e.remote_port = s.remote_port();
+  if (head_valid_) e.forwarded_for = head_.header("x-forwarded-for");
+  e.method = head_valid_ ? head_.method : std::string_view();
+  e.path = head_valid_ ? head_.path : std::string_view();
+  e.status = status;
+  e.reason = reason;
+  e.duration = since(started_);
+  emit_access(server_.options().on_access, e);
   write_error_response(s, status, reason, extra);
 }
 
@@ -173,7 +197,7 @@ void HttpSession::process(Socket& s, uint8_t* data, size_t len, bool from_buffer
         return;
       }
       if (st == proto::ParseStatus::need_more) break;
-      ++server_.counters().requests;
+      server_.counters().requests.add();
       head_valid_ = true;
       size_t head_size = parser_.head_size();
 
@@ -192,7 +216,14 @@ void HttpSession::process(Socket& s, uint8_t* data, size_t len, bool from_buffer
         size_t rest_len = len - offset - head_size;
         // This session is retired by the upgrade but kept alive until the
         // dispatch returns, so `rest` (which may point into buf_) stays valid.
-        server_.ws().upgrade(s, head_, make_request(s), *route, rest, rest_len);
+        auto err = server_.ws().upgrade(s, head_, make_request(s), *route, rest, rest_len, started_);
+        if (err != proto::HandshakeError::none) {
+          int status = proto::http_status_for(err);
+          std::string_view extra = status == 426 ? "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                                   : status == 405 ? "Allow: GET\r\n"
+                                                   : "";
+          refuse(s, status, proto::describe(err), extra);
+        }
         return;
       }
 
@@ -244,7 +275,8 @@ void HttpSession::process(Socket& s, uint8_t* data, size_t len, bool from_buffer
     in_body_ = false;
     answer_plain(s, *pending_handler_, std::move(pending_));
     pending_ = Request{};
-    deadline_ = s.loop().now() + server_.options().header_timeout;
+    started_ = s.loop().now();
+    deadline_ = started_ + server_.options().header_timeout;
   }
   // Keep what is not consumed (part of a head or body) for the next read.
   if (s.closing()) return;
@@ -276,6 +308,17 @@ void HttpSession::answer_plain(Socket& s, const HttpHandler& handler, Request re
   }
   std::string head = response_head(response.status, response.body.size(), close, extra);
   bool head_only = request.method == "HEAD";
+  AccessEvent e;
+  e.kind = AccessEvent::Kind::http;
+  e.remote = request.remote_address;
+  e.remote_port = request.remote_port;
+  e.forwarded_for = request.header("x-forwarded-for").value_or("");
+  e.method = request.method;
+  e.path = request.path;
+  e.status = response.status;
+  e.duration = since(started_);
+  e.bytes_out = response.body.size();
+  emit_access(server_.options().on_access, e);
   s.write2(head.data(), head.size(), response.body.data(), head_only ? 0 : response.body.size());
   if (close) s.close_after_flush();
 }

@@ -4,18 +4,23 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "io/io_server.hpp"
+#include "metrics/counter.hpp"
+#include "windlass/stats.hpp"
 #include "windlass/http.hpp"
 #include "ws/ws_server.hpp"
 
 namespace windlass::detail {
 
 struct HttpOptions {
+  const std::function<void(const AccessEvent&)>* on_access = nullptr;  // App's, may be empty
   size_t max_head_size = 8192;
   size_t max_headers = 64;
   size_t max_body_size = 1u << 20;
@@ -42,9 +47,14 @@ class Router {
   std::vector<HttpEntry> http_;
 };
 
+// The statuses the server itself answers with, one counter each.
+inline constexpr int kRefusalStatuses[] = {400, 403, 404, 405, 408, 413, 426, 429, 431, 500, 501, 503, 505};
+inline constexpr size_t kRefusalSlots = std::size(kRefusalStatuses) + 1;  // + "other"
+size_t refusal_slot(int status) noexcept;
+
 struct HttpCounters {
-  uint64_t requests = 0;
-  uint64_t refused = 0;  // 4xx/5xx answers written by the server itself
+  Counter requests;
+  Counter refused[kRefusalSlots];
 };
 
 class HttpServer {
@@ -65,6 +75,11 @@ class HttpServer {
   WsServer& ws_;
   HttpCounters counters_;
 };
+
+// Calls the App's access-log hook, if any.
+inline void emit_access(const std::function<void(const AccessEvent&)>* hook, const AccessEvent& e) {
+  if (hook != nullptr && *hook) (*hook)(e);
+}
 
 // Writes a complete error response (text/plain body: the reason) and
 // closes the connection after it is flushed.

@@ -33,9 +33,12 @@ bool Socket::would_exceed(size_t n) const noexcept {
   return out_.size() + n > server_.options_.max_send_queue;
 }
 
+void Socket::queued(size_t n) noexcept { server_.queued_bytes_.add(n); }
+
 bool Socket::write(const void* data, size_t n) {
   if (fd_ < 0 || close_requested_ || would_exceed(n)) return false;
   out_.append(data, n);
+  queued(n);
   mark_dirty();
   return true;
 }
@@ -44,6 +47,7 @@ bool Socket::write2(const void* a, size_t an, const void* b, size_t bn) {
   if (fd_ < 0 || close_requested_ || would_exceed(an + bn)) return false;
   out_.append(a, an);
   out_.append(b, bn);
+  queued(an + bn);
   mark_dirty();
   return true;
 }
@@ -51,6 +55,7 @@ bool Socket::write2(const void* a, size_t an, const void* b, size_t bn) {
 bool Socket::write_shared(const void* header, size_t header_len,
                           std::shared_ptr<const std::string> payload) {
   if (fd_ < 0 || close_requested_ || would_exceed(header_len + payload->size())) return false;
+  queued(header_len + payload->size());
   out_.append_shared(header, header_len, std::move(payload));
   mark_dirty();
   return true;
@@ -81,6 +86,7 @@ void Socket::flush() {
       return;
     }
     if (n == 0) break;  // the kernel's buffer is full: wait for EPOLLOUT
+    server_.queued_bytes_.sub(static_cast<size_t>(n));
   }
   if (out_.empty()) {
     if (close_requested_ && !lingering_) {
@@ -111,6 +117,7 @@ void Socket::finish_close(int error) {
   loop().remove_fd(fd_);
   ::close(fd_);
   fd_ = -1;
+  server_.queued_bytes_.sub(out_.size());
   out_.clear();
   server_.unlink(this);
   // The handler may drop its last reference to us; we are freed only
@@ -223,7 +230,7 @@ void IoServer::accept_from(int listen_fd) {
     head_ = s;
     count_.store(count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     options_.process_connections->fetch_add(1, std::memory_order_relaxed);
-    ++accepted_total_;
+    accepted_total_.add();
     loop_.add_fd(fd, EPOLLIN | EPOLLRDHUP, s);
     s->handler_ = factory_(*s);
   }

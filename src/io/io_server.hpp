@@ -15,6 +15,7 @@
 
 #include "io/out_queue.hpp"
 #include "io/socket_address.hpp"
+#include "metrics/counter.hpp"
 #include "windlass/loop.hpp"
 
 namespace windlass::detail {
@@ -74,9 +75,6 @@ class Socket final : public IoHandler {
   void close_after_flush();
   // Close now, dropping queued bytes; the handler hears on_transport_closed.
   void abort(int error = 0);
-  // Drop everything queued (a slow consumer's backlog) so a last small
-  // message can still go out first.
-  void discard_queued() noexcept { out_.clear(); }
 
   void set_handler(std::shared_ptr<SocketHandler> handler);
   SocketHandler* handler() const noexcept { return handler_.get(); }
@@ -96,6 +94,7 @@ class Socket final : public IoHandler {
   friend class IoServer;
   void mark_dirty();
   void flush();
+  void queued(size_t n) noexcept;
   void finish_close(int error);
   void update_interest();
 
@@ -140,7 +139,9 @@ class IoServer {
   }
   const IoOptions& options() const noexcept { return options_; }
   Loop& loop() const noexcept { return loop_; }
-  uint64_t accepted_total() const noexcept { return accepted_total_; }
+  uint64_t accepted_total() const noexcept { return accepted_total_.get(); }
+  // Bytes queued on all of this loop's sockets and not yet written.
+  uint64_t queued_bytes() const noexcept { return queued_bytes_.get(); }
 
 
  private:
@@ -159,7 +160,8 @@ class IoServer {
   Socket* head_ = nullptr;  // live sockets
   std::atomic<size_t> count_{0};
   std::atomic<size_t> own_process_count_{0};  // used when options_.process_connections is null
-  uint64_t accepted_total_ = 0;
+  Counter accepted_total_;
+  Counter queued_bytes_;
   std::vector<Socket*> dirty_;      // sockets with bytes queued this turn
   std::vector<Socket*> graveyard_;  // closed this turn, freed before the loop waits
   int reserve_fd_ = -1;             // spent to shed a connection when out of descriptors

@@ -188,7 +188,8 @@ void Loop::run_timers() {
     timer_heap_.pop_back();
     auto it = timers_.find(t.id);
     if (it == timers_.end()) continue;  // cancelled
-    lag_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(now_ - t.due).count();
+    lag_ms_.store(std::chrono::duration_cast<std::chrono::milliseconds>(now_ - t.due).count(),
+                  std::memory_order_relaxed);
     if (it->second.repeat.count() > 0) {
       // Re-armed before running, so the callback may cancel it.
       timer_heap_.push_back(Timer{now_ + it->second.repeat, t.id});

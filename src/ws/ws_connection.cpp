@@ -32,6 +32,7 @@ WsConnection::WsConnection(Socket& socket, MessageComponent& component, const Ws
       loop_(&socket.loop()),
       id_(next_connection_id.fetch_add(1, std::memory_order_relaxed)),
       last_received_(socket.loop().now()),
+      opened_at_(socket.loop().now()),
       decoder_(proto::DecoderOptions{.max_message_size = options.max_message_size}),
       request_(std::move(request)),
       subprotocol_(std::move(subprotocol)) {}
@@ -66,7 +67,10 @@ void WsConnection::guarded(F&& f) {
 
 bool WsConnection::send(Opcode op, const void* data, size_t len) {
   if (state_ != State::open) return false;
-  return send_frame(op, data, len);
+  if (!send_frame(op, data, len)) return false;
+  bytes_out_ += len;
+  server_.count_message_out(len);
+  return true;
 }
 
 bool WsConnection::send_frame(Opcode op, const void* data, size_t len) {
@@ -87,6 +91,8 @@ bool WsConnection::send_shared(const std::shared_ptr<const std::string>& frame) 
     slow_consumer(size);
     return false;
   }
+  bytes_out_ += size;
+  server_.count_message_out(size);
   // A small frame is copied: cheaper than a reference count, and it joins
   // the connection's other pending bytes in one buffer.
   if (size <= kCopySharedFrameLimit) return socket_->write(frame->data(), size);
@@ -175,6 +181,7 @@ void WsConnection::deliver(Opcode op, const uint8_t* data, size_t len) {
   Message msg{op == Opcode::text ? MessageKind::text : MessageKind::binary,
               std::string_view(reinterpret_cast<const char*>(data), len)};
   server_.count_message_in(len);
+  bytes_in_ += len;
   guarded([&] { component_.on_message(self_, msg); });
 }
 
@@ -217,7 +224,23 @@ void WsConnection::on_error(proto::FrameError e) {
 void WsConnection::report_close(uint16_t code, std::string reason, CloseCause cause, bool clean) {
   if (state_ == State::closed) return;
   state_ = State::closed;
-  server_.count_close(cause);
+  server_.count_close(cause, code);
+  if (const auto* hook = server_.access_hook(); hook != nullptr && *hook) {
+    AccessEvent e;
+    e.kind = AccessEvent::Kind::close;
+    e.connection_id = id_;
+    e.remote = request_.remote_address;
+    e.remote_port = request_.remote_port;
+    e.forwarded_for = request_.header("x-forwarded-for").value_or("");
+    e.path = request_.path;
+    e.reason = reason;
+    e.duration = std::chrono::duration_cast<std::chrono::microseconds>(Loop::Clock::now() - opened_at_);
+    e.close_code = code;
+    e.cause = cause;
+    e.bytes_in = bytes_in_;
+    e.bytes_out = bytes_out_;
+    (*hook)(e);
+  }
   // A closed connection receives no more publications.
   for (auto& t : topics_) server_.topics().unsubscribe(t, this);
   topics_.clear();

@@ -90,6 +90,9 @@ class WsConnection final : public SocketHandler, public std::enable_shared_from_
   Loop::Clock::time_point last_received_;
   Loop::Clock::time_point ping_sent_;
   Loop::Clock::time_point close_deadline_;
+  Loop::Clock::time_point opened_at_;
+  uint64_t bytes_in_ = 0;   // payload bytes of delivered messages
+  uint64_t bytes_out_ = 0;  // payload (or shared frame) bytes queued
   std::string close_reason_;
   uint16_t close_code_ = 1006;
   proto::FrameDecoder decoder_;

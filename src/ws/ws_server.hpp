@@ -4,13 +4,17 @@
 #pragma once
 
 #include <array>
+#include <functional>
+#include <iterator>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "io/io_server.hpp"
+#include "metrics/counter.hpp"
 #include "proto/http1_parser.hpp"
+#include "proto/ws_handshake.hpp"
 #include "windlass/app.hpp"
 #include "ws/pubsub.hpp"
 
@@ -22,28 +26,43 @@ struct WsRoute {
   std::vector<std::string> subprotocols;  // from component->subprotocols(), read once
 };
 
-// Counters are plain integers: a WsServer lives on one loop.
+// The close codes counted one by one; the rest (3000-4999 mostly) share a slot.
+inline constexpr uint16_t kCountedCloseCodes[] = {1000, 1001, 1002, 1003, 1005, 1006, 1007,
+                                                  1008, 1009, 1010, 1011, 1012, 1013, 1014};
+inline constexpr size_t kCloseCodeSlots = std::size(kCountedCloseCodes) + 1;
+
+// One writer (this loop), read by scrapes: see metrics/counter.hpp.
 struct WsCounters {
-  uint64_t opened = 0;
-  uint64_t messages_in = 0;
-  uint64_t bytes_in = 0;
-  std::array<uint64_t, 7> closes_by_cause{};
+  Counter opened;
+  Counter messages_in, bytes_in;
+  Counter messages_out, bytes_out;
+  Counter closes_by_cause[7];
+  Counter close_codes[kCloseCodeSlots];
 };
 
 class WsServer {
  public:
-  // Completes the handshake of `head` (already routed to `route`). On a bad
-  // request it writes the error response itself and returns false.
+  // Completes the handshake of `head` (already routed to `route`) and hands
+  // the socket to a new WsConnection. On a bad upgrade request it writes
+  // nothing and returns the error; the HTTP layer answers it.
   // `rest` are the bytes that followed the head in the same read.
-  bool upgrade(Socket& socket, const proto::HttpRequestHead& head, Request request, WsRoute& route,
-               uint8_t* rest, size_t rest_len);
+  proto::HandshakeError upgrade(Socket& socket, const proto::HttpRequestHead& head, Request request,
+                                WsRoute& route, uint8_t* rest, size_t rest_len,
+                                Loop::Clock::time_point started);
 
   void count_message_in(size_t bytes) noexcept {
-    ++counters_.messages_in;
-    counters_.bytes_in += bytes;
+    counters_.messages_in.add();
+    counters_.bytes_in.add(bytes);
   }
-  void count_close(CloseCause cause) noexcept { ++counters_.closes_by_cause[static_cast<size_t>(cause)]; }
+  void count_message_out(size_t frame_bytes) noexcept {
+    counters_.messages_out.add();
+    counters_.bytes_out.add(frame_bytes);
+  }
+  void count_close(CloseCause cause, uint16_t code) noexcept;
   const WsCounters& counters() const noexcept { return counters_; }
+
+  void set_access_hook(const std::function<void(const AccessEvent&)>* hook) noexcept { on_access_ = hook; }
+  const std::function<void(const AccessEvent&)>* access_hook() const noexcept { return on_access_; }
 
   TopicTable& topics() noexcept { return topics_; }
   Hub& hub() noexcept { return *hub_; }
@@ -53,6 +72,7 @@ class WsServer {
   TopicTable topics_;  // this loop's subscribers
   Hub* hub_ = nullptr;
   WsCounters counters_;
+  const std::function<void(const AccessEvent&)>* on_access_ = nullptr;
   std::string response_;  // reused for every 101 response
 };
 

@@ -321,3 +321,49 @@ TEST_F(AppTest, slowloris_head_is_refused_with_408) {
   c.write_raw("GET /ws HTTP/1.1\r\nHost:");
   EXPECT_EQ(c.read_http_head().substr(0, 12), "HTTP/1.1 408");
 }
+
+TEST_F(AppTest, stats_and_access_log_count_what_happened) {
+  std::mutex m;
+  std::vector<windlass::AccessEvent::Kind> kinds;
+  std::vector<int> statuses;
+  std::vector<std::string> paths;
+  windlass::ServerOptions so;
+  so.on_access = [&](const windlass::AccessEvent& e) {
+    std::lock_guard lock(m);
+    kinds.push_back(e.kind);
+    statuses.push_back(e.status);
+    paths.emplace_back(e.path);
+  };
+  start(so);
+  {
+    TestClient c(port);
+    c.write_raw("GET /nope?token=secret HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(c.read_http_head().substr(0, 12), "HTTP/1.1 404");
+  }
+  {
+    TestClient c(port);
+    c.handshake("/ws?token=secret");
+    c.send_frame(Op::text, "12345");
+    ASSERT_TRUE(c.read_frame());
+    c.send_close(1000);
+    ASSERT_TRUE(c.read_frame());
+  }
+  ASSERT_TRUE(events.wait([](Events& e) { return !e.closes.empty(); }));
+  windlass::Stats s = app->stats();
+  EXPECT_EQ(s.websockets_opened, 1u);
+  EXPECT_EQ(s.messages_in, 1u);
+  EXPECT_EQ(s.bytes_in, 5u);
+  EXPECT_EQ(s.messages_out, 1u);
+  EXPECT_EQ(s.refused_by_status[404], 1u);
+  EXPECT_EQ(s.closes_by_cause[windlass::CloseCause::peer_closed], 1u);
+  EXPECT_EQ(s.close_codes[1000], 1u);
+  EXPECT_GE(s.connections_accepted, 2u);
+  EXPECT_GT(s.rss_bytes, 0u);
+  ASSERT_EQ(s.loops.size(), 1u);
+  std::lock_guard lock(m);
+  using K = windlass::AccessEvent::Kind;
+  EXPECT_EQ(kinds, (std::vector<K>{K::refused, K::upgrade, K::close}));
+  EXPECT_EQ(statuses[0], 404);
+  EXPECT_EQ(statuses[1], 101);
+  for (auto& p : paths) EXPECT_EQ(p.find("secret"), std::string::npos) << "query strings stay out of logs";
+}
