@@ -84,13 +84,20 @@ struct App::Impl {
     }
   }
 
+  // Any thread. Draining starts at once; closing starts after drain_delay.
   void begin_shutdown() {
     if (shutdown_requested.exchange(true)) return;
-    log_info("shutting down: {} connection(s) open", connection_count());
-    for (auto& w : workers) {
-      Worker* wp = w.get();
-      w->loop.post([wp, t = options.shutdown_timeout] { wp->begin_shutdown(t); });
-    }
+    log_info("shutting down: {} connection(s) open, closing them in {} ms", connection_count(),
+             options.drain_delay.count());
+    Loop& first = workers.front()->loop;
+    first.post([this, &first] {
+      first.add_timer(options.drain_delay, [this] {
+        for (auto& w : workers) {
+          Worker* wp = w.get();
+          w->loop.post([wp, t = options.shutdown_timeout] { wp->begin_shutdown(t); });
+        }
+      });
+    });
   }
 
   size_t connection_count() const {
@@ -216,6 +223,7 @@ Stats App::stats() const {
     }
   }
   s.rss_bytes = resident_bytes();
+  s.draining = impl_->shutdown_requested.load();
   return s;
 }
 

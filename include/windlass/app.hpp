@@ -50,6 +50,9 @@ struct ServerOptions {
   // SIGTERM/SIGINT: clients get close 1001; the process exits after all are
   // gone or after this deadline.
   std::chrono::milliseconds shutdown_timeout{10'000};
+  // Before closing anything, keep serving this long with stats().draining
+  // set, so a load balancer polling /readyz stops sending new clients.
+  std::chrono::milliseconds drain_delay{0};
   // Granularity of per-connection deadlines (timeouts are checked by a sweep).
   std::chrono::milliseconds sweep_interval{1'000};
   bool handle_signals = true;  // install the SIGINT/SIGTERM handlers in run()

@@ -29,6 +29,7 @@ struct Stats {
   std::map<uint16_t, uint64_t> close_codes;   // codes reported to on_close; 0: other
   uint64_t send_queue_bytes = 0;        // bytes queued and not yet taken by the kernel
   uint64_t rss_bytes = 0;               // resident memory of the process
+  bool draining = false;                // a graceful shutdown has begun (/readyz fails)
   std::vector<LoopStats> loops;
 };
 

@@ -7,3 +7,4 @@
 #include "windlass/http.hpp"
 #include "windlass/loop.hpp"
 #include "windlass/request.hpp"
+#include "windlass/stats.hpp"
