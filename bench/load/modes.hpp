@@ -1,0 +1,33 @@
+// The load generator's modes. Each is one function that builds its
+// Workload, drives a ClientLoop through its phases and fills a Report; a
+// new mode (broadcast fan-out, say) is a new function here and a line in
+// the table in windlass_load.cpp.
+#pragma once
+
+#include <cstddef>
+
+#include "client_loop.hpp"
+#include "options.hpp"
+#include "report.hpp"
+
+namespace windlass::load {
+
+using ModeFunction = void (*)(const Options& opts, const Target& target, Report& report);
+
+// Round trips of --size bytes, --pipeline in flight per connection.
+void run_echo(const Options& opts, const Target& target, Report& report);
+// Connections cycling through connect, upgrade and close.
+void run_handshake(const Options& opts, const Target& target, Report& report);
+// Connections held open doing nothing, to weigh the server's memory.
+void run_idle(const Options& opts, const Target& target, Report& report);
+
+// Phases the modes share.
+
+// Connects every client and polls until each has opened or failed (or the
+// run is aborted); returns how many are open.
+size_t open_all(ClientLoop& loop, const Options& opts);
+
+// A progress line on stderr, unless --quiet.
+void progress(const Options& opts, const char* format, ...) __attribute__((format(printf, 2, 3)));
+
+}  // namespace windlass::load

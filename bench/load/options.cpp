@@ -1,0 +1,181 @@
+#include "options.hpp"
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+
+namespace windlass::load {
+namespace {
+
+constexpr const char* kUsage = R"(usage: windlass-load MODE [options]
+
+modes:
+  echo        N connections each send a message and wait for its echo, for
+              --duration seconds after --warmup (or exactly --count times);
+              reports messages/s and round-trip latency percentiles
+  handshake   keep N connections cycling connect -> upgrade -> close;
+              reports handshakes/s and connect-to-101 latency
+  idle        open N connections and hold them for --duration seconds;
+              with --server-pid, reports the server's memory per connection
+
+target:
+  --url ws://HOST:PORT/PATH   or the three below
+  --host HOST                 default 127.0.0.1
+  --port PORT                 required unless --url gives it
+  --path PATH                 default /
+
+workload:
+  --connections N   default 100 (capped by RLIMIT_NOFILE, which is raised
+                    to its hard limit)
+  --size BYTES      payload per message, default 20
+  --binary          send binary messages (default text)
+  --pipeline K      messages in flight per connection, default 1
+  --duration SEC    measured time, default 10
+  --warmup SEC      unmeasured time before it, default 2
+  --count N         echo: exactly N round trips per connection, then close
+                    and exit (no warmup; N may be 0 for a baseline of just
+                    the handshakes and closes); for instruction counts
+  --max-connecting C  connections in connect/handshake at once, default 256
+
+output:
+  --server-pid PID  also report that process's CPU use over the measured
+                    window (from /proc/PID/stat) and, in idle mode, its
+                    memory growth (VmRSS from /proc/PID/status)
+  --json            print one JSON object instead of the human summary
+  --quiet           no progress lines on stderr
+)";
+
+bool parse_number(std::string_view text, uint64_t& out) {
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, out);
+  return ec == std::errc() && ptr == end;
+}
+
+bool parse_number(std::string_view text, double& out) {
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, out);
+  return ec == std::errc() && ptr == end && out >= 0;
+}
+
+bool parse_port(std::string_view text, uint16_t& out) {
+  uint64_t value = 0;
+  if (!parse_number(text, value) || value == 0 || value > 65535) return false;
+  out = static_cast<uint16_t>(value);
+  return true;
+}
+
+// ws://host[:port][/path]; host may be a bracketed IPv6 literal.
+bool parse_url(std::string_view url, Options& out) {
+  constexpr std::string_view kScheme = "ws://";
+  if (url.substr(0, kScheme.size()) != kScheme) return false;
+  url.remove_prefix(kScheme.size());
+
+  const size_t slash = url.find('/');
+  std::string_view authority = url.substr(0, slash);
+  out.path = slash == std::string_view::npos ? "/" : std::string(url.substr(slash));
+
+  std::string_view port_text;
+  if (!authority.empty() && authority.front() == '[') {
+    const size_t close = authority.find(']');
+    if (close == std::string_view::npos) return false;
+    out.host = std::string(authority.substr(1, close - 1));
+    authority.remove_prefix(close + 1);
+    if (!authority.empty()) {
+      if (authority.front() != ':') return false;
+      port_text = authority.substr(1);
+    }
+  } else {
+    const size_t colon = authority.rfind(':');
+    out.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) port_text = authority.substr(colon + 1);
+  }
+  if (out.host.empty()) return false;
+  if (port_text.empty()) {
+    out.port = 80;
+    return true;
+  }
+  return parse_port(port_text, out.port);
+}
+
+bool fail(const char* what, std::string_view arg) {
+  std::fprintf(stderr, "windlass-load: %s: %.*s\n\n%s", what, static_cast<int>(arg.size()), arg.data(),
+               kUsage);
+  return false;
+}
+
+}  // namespace
+
+bool parse_options(int argc, char** argv, Options& out, bool& help) {
+  help = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      help = true;
+      return false;
+    }
+    if (arg.substr(0, 2) != "--") {
+      if (!out.mode.empty()) return fail("unexpected argument", arg);
+      out.mode = std::string(arg);
+      continue;
+    }
+    if (arg == "--binary") {
+      out.binary = true;
+      continue;
+    }
+    if (arg == "--json") {
+      out.json = true;
+      continue;
+    }
+    if (arg == "--quiet") {
+      out.quiet = true;
+      continue;
+    }
+
+    if (i + 1 >= argc) return fail("missing value for", arg);
+    const std::string_view value = argv[++i];
+    uint64_t number = 0;
+    bool ok = true;
+    if (arg == "--url") {
+      ok = parse_url(value, out);
+    } else if (arg == "--host") {
+      out.host = std::string(value);
+    } else if (arg == "--port") {
+      ok = parse_port(value, out.port);
+    } else if (arg == "--path") {
+      out.path = std::string(value);
+      ok = !out.path.empty() && out.path.front() == '/';
+    } else if (arg == "--connections") {
+      ok = parse_number(value, number) && number > 0;
+      out.connections = static_cast<size_t>(number);
+    } else if (arg == "--size") {
+      ok = parse_number(value, number) && number <= (uint64_t{1} << 30);
+      out.size = static_cast<size_t>(number);
+    } else if (arg == "--pipeline") {
+      ok = parse_number(value, number) && number > 0 && number <= 4096;
+      out.pipeline = static_cast<size_t>(number);
+    } else if (arg == "--duration") {
+      ok = parse_number(value, out.duration_s);
+    } else if (arg == "--warmup") {
+      ok = parse_number(value, out.warmup_s);
+    } else if (arg == "--count") {
+      ok = parse_number(value, out.count);
+      out.counted = true;
+    } else if (arg == "--max-connecting") {
+      ok = parse_number(value, number) && number > 0;
+      out.max_connecting = static_cast<size_t>(number);
+    } else if (arg == "--server-pid") {
+      ok = parse_number(value, number) && number > 0 && number < (uint64_t{1} << 31);
+      out.server_pid = static_cast<int>(number);
+    } else {
+      return fail("unknown option", arg);
+    }
+    if (!ok) return fail("bad value", std::string(arg) + " " + std::string(value));
+  }
+  if (out.mode.empty()) return fail("missing mode", "echo, handshake or idle");
+  if (out.port == 0) return fail("missing target", "give --port or --url");
+  return true;
+}
+
+}  // namespace windlass::load

@@ -1,0 +1,34 @@
+// Command-line options of windlass-load, shared by every mode.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace windlass::load {
+
+struct Options {
+  std::string mode;  // echo, handshake, idle
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  std::string path = "/";
+  size_t connections = 100;
+  size_t size = 20;  // payload bytes per message
+  bool binary = false;
+  size_t pipeline = 1;  // messages in flight per connection
+  double duration_s = 10;
+  double warmup_s = 2;
+  bool counted = false;         // echo: --count given, so not timed
+  uint64_t count = 0;           // echo: exactly this many round trips per connection
+  size_t max_connecting = 256;  // connections in connect/handshake at once
+  int server_pid = 0;           // read this process's CPU time and memory, if set
+  bool json = false;
+  bool quiet = false;  // no progress lines on stderr
+};
+
+// Parses argv into `out`. On a bad or missing argument writes the reason
+// and the usage to stderr and returns false; "--help" prints the usage to
+// stdout and also returns false with `help` set.
+bool parse_options(int argc, char** argv, Options& out, bool& help);
+
+}  // namespace windlass::load

@@ -1,0 +1,168 @@
+#include "report.hpp"
+
+#include <cstdio>
+#include <string>
+
+namespace windlass::load {
+namespace {
+
+double per_second(uint64_t n, double seconds) noexcept {
+  return seconds > 0 ? static_cast<double>(n) / seconds : 0;
+}
+
+double us(uint64_t ns) noexcept {
+  return static_cast<double>(ns) / 1000.0;
+}
+
+double percent(double cpu_s, double seconds) noexcept {
+  return seconds > 0 ? 100.0 * cpu_s / seconds : 0;
+}
+
+double server_cpu_s(const Report& r) noexcept {
+  if (r.window_start.server_cpu_s < 0 || r.window_end.server_cpu_s < 0) return -1;
+  return r.window_end.server_cpu_s - r.window_start.server_cpu_s;
+}
+
+// The unit of work each mode counts: echoed messages or handshakes.
+uint64_t work_done(const Report& r) noexcept {
+  return r.mode == "handshake" ? r.window.handshakes : r.window.messages_received;
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\u%04x", c);
+      out += esc;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+void print_json(const Report& r, const Options& opts) {
+  const double secs = r.seconds();
+  const double server_s = server_cpu_s(r);
+  const LatencyHistogram& lat = r.window.latency;
+  std::printf("{\"mode\":%s,\"connections\":%zu,\"requested_connections\":%zu,", json_string(r.mode).c_str(),
+              r.connections, r.requested_connections);
+  std::printf("\"nofile_capped\":%s,\"opened\":%zu,",
+              r.connections < r.requested_connections ? "true" : "false", r.opened);
+  std::printf("\"size\":%zu,\"binary\":%s,\"pipeline\":%zu,", opts.size, opts.binary ? "true" : "false",
+              opts.pipeline);
+  std::printf("\"seconds\":%.3f,\"messages_sent\":%llu,\"messages\":%llu,\"messages_per_s\":%.1f,", secs,
+              static_cast<unsigned long long>(r.window.messages_sent),
+              static_cast<unsigned long long>(r.window.messages_received),
+              per_second(r.window.messages_received, secs));
+  std::printf("\"payload_bytes_per_s\":%.0f,\"handshakes\":%llu,\"handshakes_per_s\":%.1f,",
+              per_second(r.window.payload_bytes_received, secs),
+              static_cast<unsigned long long>(r.window.handshakes), per_second(r.window.handshakes, secs));
+  std::printf(
+      "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},",
+      us(lat.percentile(0.50)), us(lat.percentile(0.90)), us(lat.percentile(0.99)), us(lat.percentile(0.999)),
+      us(lat.max()), us(lat.mean()));
+  std::printf("\"client_cpu_pct\":%.1f,", percent(r.window_end.self_cpu_s - r.window_start.self_cpu_s, secs));
+  if (server_s >= 0) {
+    std::printf("\"server_cpu_s\":%.3f,\"server_cpu_pct\":%.1f,\"work_per_server_cpu_s\":%.1f,", server_s,
+                percent(server_s, secs), server_s > 0 ? static_cast<double>(work_done(r)) / server_s : 0);
+  }
+  if (r.server_rss_before >= 0 && r.server_rss_after >= 0) {
+    const double per_conn = r.opened ? static_cast<double>(r.server_rss_after - r.server_rss_before) /
+                                           static_cast<double>(r.opened)
+                                     : 0;
+    std::printf("\"server_rss_before\":%lld,\"server_rss_after\":%lld,\"server_rss_per_connection\":%.0f,",
+                static_cast<long long>(r.server_rss_before), static_cast<long long>(r.server_rss_after),
+                per_conn);
+  }
+  const Stats& t = r.totals;
+  std::printf(
+      "\"errors\":{\"total\":%llu,\"connect\":%llu,\"handshake\":%llu,\"protocol\":%llu,"
+      "\"echo_mismatch\":%llu,\"unexpected_close\":%llu,\"timeout\":%llu},",
+      static_cast<unsigned long long>(t.errors()), static_cast<unsigned long long>(t.connect_errors),
+      static_cast<unsigned long long>(t.handshake_errors), static_cast<unsigned long long>(t.protocol_errors),
+      static_cast<unsigned long long>(t.echo_mismatches),
+      static_cast<unsigned long long>(t.unexpected_closes), static_cast<unsigned long long>(t.timeouts));
+  std::printf("\"server_close_codes\":{");
+  const char* sep = "";
+  for (const auto& [code, n] : t.server_close_codes) {
+    std::printf("%s\"%u\":%llu", sep, code, static_cast<unsigned long long>(n));
+    sep = ",";
+  }
+  std::printf("},\"failure\":%s}\n", r.failure.empty() ? "null" : json_string(r.failure).c_str());
+}
+
+void print_human(const Report& r, const Options& opts) {
+  const double secs = r.seconds();
+  const LatencyHistogram& lat = r.window.latency;
+  if (r.connections < r.requested_connections) {
+    std::printf("note: %zu connections asked for, capped at %zu by the RLIMIT_NOFILE hard limit (%zu)\n",
+                r.requested_connections, r.connections, r.nofile_limit);
+  }
+  if (r.mode == "echo") {
+    std::printf(
+        "echo: %zu connections, %zu B %s, pipeline %zu, %.2f s: %.0f msg/s, %.1f MB/s payload each way\n",
+        r.opened, opts.size, opts.binary ? "binary" : "text", opts.pipeline, secs,
+        per_second(r.window.messages_received, secs),
+        per_second(r.window.payload_bytes_received, secs) / 1e6);
+  } else if (r.mode == "handshake") {
+    std::printf("handshake: %zu concurrent, %.2f s: %.0f handshakes/s\n", r.connections, secs,
+                per_second(r.window.handshakes, secs));
+  } else {
+    std::printf("idle: %zu connections open for %.2f s\n", r.opened, secs);
+  }
+  if (lat.count() > 0) {
+    std::printf("  %s latency: p50 %.0f us, p90 %.0f us, p99 %.0f us, p99.9 %.0f us, max %.0f us\n",
+                r.mode == "handshake" ? "connect-to-101" : "round-trip", us(lat.percentile(0.50)),
+                us(lat.percentile(0.90)), us(lat.percentile(0.99)), us(lat.percentile(0.999)), us(lat.max()));
+  }
+  const double client_pct = percent(r.window_end.self_cpu_s - r.window_start.self_cpu_s, secs);
+  const double server_s = server_cpu_s(r);
+  if (server_s > 0 && work_done(r) > 0) {
+    std::printf("  server CPU %.0f%% (%.0f per server CPU-second), load generator CPU %.0f%%\n",
+                percent(server_s, secs), static_cast<double>(work_done(r)) / server_s, client_pct);
+  } else if (server_s >= 0) {
+    std::printf("  server CPU %.0f%%, load generator CPU %.0f%%\n", percent(server_s, secs), client_pct);
+  } else {
+    std::printf("  load generator CPU %.0f%%\n", client_pct);
+  }
+  if (r.server_rss_before >= 0 && r.server_rss_after >= 0 && r.opened > 0) {
+    std::printf(
+        "  server VmRSS %.1f MiB -> %.1f MiB: %.0f bytes per connection\n",
+        static_cast<double>(r.server_rss_before) / 1048576.0,
+        static_cast<double>(r.server_rss_after) / 1048576.0,
+        static_cast<double>(r.server_rss_after - r.server_rss_before) / static_cast<double>(r.opened));
+  }
+  const Stats& t = r.totals;
+  std::printf(
+      "  errors: %llu (connect %llu, handshake %llu, protocol %llu, echo mismatch %llu, "
+      "unexpected close %llu, timeout %llu)\n",
+      static_cast<unsigned long long>(t.errors()), static_cast<unsigned long long>(t.connect_errors),
+      static_cast<unsigned long long>(t.handshake_errors), static_cast<unsigned long long>(t.protocol_errors),
+      static_cast<unsigned long long>(t.echo_mismatches),
+      static_cast<unsigned long long>(t.unexpected_closes), static_cast<unsigned long long>(t.timeouts));
+  for (const auto& [code, n] : t.server_close_codes) {
+    if (code != 1000) {
+      std::printf("  server closed %llu connection(s) with code %u\n", static_cast<unsigned long long>(n),
+                  code);
+    }
+  }
+  if (!r.failure.empty()) std::printf("FAILED: %s\n", r.failure.c_str());
+}
+
+}  // namespace
+
+void print_report(const Report& report, const Options& opts) {
+  if (opts.json) {
+    print_json(report, opts);
+  } else {
+    print_human(report, opts);
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace windlass::load
