@@ -37,7 +37,7 @@ void Socket::queued(size_t n) noexcept { server_.queued_bytes_.add(n); }
 
 bool Socket::write(const void* data, size_t n) {
   if (fd_ < 0 || close_requested_ || would_exceed(n)) return false;
-  out_.append(data, n);
+  out_.append(server_.pool_, data, n);
   queued(n);
   mark_dirty();
   return true;
@@ -45,8 +45,8 @@ bool Socket::write(const void* data, size_t n) {
 
 bool Socket::write2(const void* a, size_t an, const void* b, size_t bn) {
   if (fd_ < 0 || close_requested_ || would_exceed(an + bn)) return false;
-  out_.append(a, an);
-  out_.append(b, bn);
+  out_.append(server_.pool_, a, an);
+  out_.append(server_.pool_, b, bn);
   queued(an + bn);
   mark_dirty();
   return true;
@@ -56,7 +56,7 @@ bool Socket::write_shared(const void* header, size_t header_len,
                           std::shared_ptr<const std::string> payload) {
   if (fd_ < 0 || close_requested_ || would_exceed(header_len + payload->size())) return false;
   queued(header_len + payload->size());
-  out_.append_shared(header, header_len, std::move(payload));
+  out_.append_shared(server_.pool_, header, header_len, std::move(payload));
   mark_dirty();
   return true;
 }
@@ -80,7 +80,7 @@ void Socket::flush() {
   if (fd_ < 0) return;
   bool had_data = !out_.empty();
   while (!out_.empty()) {
-    ssize_t n = out_.write_to(fd_);
+    ssize_t n = out_.write_to(fd_, server_.pool_);
     if (n < 0) {
       abort(static_cast<int>(-n));
       return;
@@ -93,7 +93,6 @@ void Socket::flush() {
       // Everything we had to say is out: half-close and drain (see close_after_flush).
       ::shutdown(fd_, SHUT_WR);
       lingering_ = true;
-      linger_deadline_ = loop().now() + server_.options_.linger_timeout;
     } else if (had_data && handler_) {
       handler_->on_drained(*this);
       if (fd_ < 0) return;
@@ -105,6 +104,10 @@ void Socket::flush() {
 void Socket::close_after_flush() {
   if (fd_ < 0 || close_requested_) return;
   close_requested_ = true;
+  // The deadline runs from now, not from when the queue drains: a peer that
+  // never reads would otherwise hold a closing socket, and its queue, for as
+  // long as it liked (no other deadline covers a closing socket).
+  linger_deadline_ = loop().now() + server_.options_.linger_timeout;
   mark_dirty();  // flush() at the end of the turn half-closes once the queue is empty
 }
 
@@ -118,7 +121,7 @@ void Socket::finish_close(int error) {
   ::close(fd_);
   fd_ = -1;
   server_.queued_bytes_.sub(out_.size());
-  out_.clear();
+  out_.clear(server_.pool_);
   server_.unlink(this);
   // The handler may drop its last reference to us; we are freed only
   // after this loop turn, by the server's graveyard.
@@ -263,7 +266,7 @@ void IoServer::sweep() {
   auto now = loop_.now();
   for (Socket* s = head_; s != nullptr;) {
     Socket* next = s->next_;  // s may close during its sweep
-    if (s->lingering_) {
+    if (s->close_requested_) {
       if (now >= s->linger_deadline_) s->abort(0);
     } else if (s->handler_) {
       s->handler_->on_sweep(*s, now);

@@ -133,6 +133,7 @@ class IoServer {
 
   // Any thread may read it (a snapshot); only the loop thread changes it.
   size_t connection_count() const noexcept { return count_.load(std::memory_order_relaxed); }
+  BufferPool& pool() noexcept { return pool_; }
   // Open connections over every IoServer sharing the process counter.
   size_t process_connection_count() const noexcept {
     return options_.process_connections->load(std::memory_order_relaxed);
@@ -160,6 +161,7 @@ class IoServer {
   Socket* head_ = nullptr;  // live sockets
   std::atomic<size_t> count_{0};
   std::atomic<size_t> own_process_count_{0};  // used when options_.process_connections is null
+  BufferPool pool_;  // declared before the sockets' users: outlives them
   Counter accepted_total_;
   Counter queued_bytes_;
   std::vector<Socket*> dirty_;      // sockets with bytes queued this turn

@@ -5,25 +5,25 @@
 
 namespace windlass::detail {
 
-void OutQueue::append(const void* data, size_t n) {
+void OutQueue::append(BufferPool& pool, const void* data, size_t n) {
   if (n == 0) return;
   bool extend = !chunks_.empty() && !chunks_.back().shared &&
                 chunks_.back().owned.size() + n <= kCoalesceLimit &&
                 // Never grow the chunk the kernel is part-way through.
                 !(chunks_.size() - 1 == head_ && head_offset_ > 0);
-  if (!extend) chunks_.emplace_back();
+  if (!extend) chunks_.push_back(Chunk{pool.take(), nullptr});
   chunks_.back().owned.append(static_cast<const char*>(data), n);
   bytes_ += n;
 }
 
-void OutQueue::append_shared(const void* header, size_t header_len,
+void OutQueue::append_shared(BufferPool& pool, const void* header, size_t header_len,
                              std::shared_ptr<const std::string> payload) {
-  append(header, header_len);
+  append(pool, header, header_len);
   bytes_ += payload->size();
   chunks_.push_back(Chunk{{}, std::move(payload)});
 }
 
-ssize_t OutQueue::write_to(int fd) {
+ssize_t OutQueue::write_to(int fd, BufferPool& pool) {
   if (bytes_ == 0) return 0;
   iovec iov[kMaxIov];
   int n = 0;
@@ -47,20 +47,13 @@ ssize_t OutQueue::write_to(int fd) {
       break;
     }
     left -= avail;
-    chunks_[head_].owned.clear();  // keeps its capacity, see below
+    pool.give(std::move(chunks_[head_].owned));
     chunks_[head_].shared.reset();
     ++head_;
     head_offset_ = 0;
   }
   if (head_ == chunks_.size()) {
-    // Drained. A small first buffer is kept so the next turn's small sends
-    // allocate nothing; a large one is freed so an idle connection does not
-    // hold the memory of its busiest moment.
-    if (chunks_[0].owned.capacity() <= kRetainedCapacity) {
-      chunks_.resize(1);
-    } else {
-      chunks_.clear();
-    }
+    chunks_.clear();
     head_ = 0;
   } else if (head_ > 32 && head_ * 2 > chunks_.size()) {
     chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<ptrdiff_t>(head_));
@@ -69,7 +62,8 @@ ssize_t OutQueue::write_to(int fd) {
   return written;
 }
 
-void OutQueue::clear() noexcept {
+void OutQueue::clear(BufferPool& pool) noexcept {
+  for (auto& c : chunks_) pool.give(std::move(c.owned));
   chunks_.clear();
   chunks_.shrink_to_fit();
   head_ = 0;

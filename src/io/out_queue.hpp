@@ -1,7 +1,8 @@
 // A connection's write queue: bytes accepted by send() and not yet by the
 // kernel. Small frames are appended into one owned chunk, so many sends in
 // a loop turn leave with one writev; large or shared payloads (a broadcast
-// encoded once) are queued by reference, not copied.
+// encoded once) are queued by reference, not copied. Owned chunks come from
+// and go back to the loop's BufferPool: an empty queue holds no memory.
 #pragma once
 
 #include <sys/uio.h>
@@ -12,29 +13,31 @@
 #include <string>
 #include <vector>
 
+#include "io/buffer_pool.hpp"
+
 namespace windlass::detail {
 
 class OutQueue {
  public:
   // Copies `n` bytes to the end of the queue.
-  void append(const void* data, size_t n);
+  void append(BufferPool& pool, const void* data, size_t n);
   // Queues a frame header (copied) and a shared payload (referenced).
-  void append_shared(const void* header, size_t header_len, std::shared_ptr<const std::string> payload);
+  void append_shared(BufferPool& pool, const void* header, size_t header_len,
+                     std::shared_ptr<const std::string> payload);
 
   size_t size() const noexcept { return bytes_; }
   bool empty() const noexcept { return bytes_ == 0; }
 
   // Writes as much as the socket takes with one writev. Returns the bytes
   // written, 0 when the socket is full, or -errno on a socket error.
-  ssize_t write_to(int fd);
-  void clear() noexcept;
+  ssize_t write_to(int fd, BufferPool& pool);
+  void clear(BufferPool& pool) noexcept;
 
  private:
   // Past this size a copied chunk is not extended: a new one starts, so one
   // send never moves megabytes already queued.
   static constexpr size_t kCoalesceLimit = 64 * 1024;
   static constexpr int kMaxIov = 64;
-  static constexpr size_t kRetainedCapacity = 1024;
 
   struct Chunk {
     std::string owned;

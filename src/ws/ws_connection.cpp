@@ -15,10 +15,6 @@ using proto::Opcode;
 namespace {
 std::atomic<uint64_t> next_connection_id{1};
 
-// A reassembly buffer larger than this is freed after its message, so one
-// large message does not pin memory for the connection's whole life.
-constexpr size_t kRetainedMessageCapacity = 64 * 1024;
-
 // Shared frames up to this size are copied into the recipient's buffer.
 constexpr size_t kCopySharedFrameLimit = 1024;
 }  // namespace
@@ -164,14 +160,14 @@ bool WsConnection::on_data(Opcode op, bool, uint8_t* chunk, size_t len, bool fir
   if (first && last) {
     deliver(op, chunk, len);  // the whole message is in the receive buffer: no copy
   } else {
+    // A message arriving in pieces is assembled in a buffer borrowed from
+    // the loop's pool and returned once delivered.
+    if (first && socket_ != nullptr) message_ = socket_->server().pool().take();
     message_.append(reinterpret_cast<const char*>(chunk), len);
     if (last) {
       deliver(op, reinterpret_cast<const uint8_t*>(message_.data()), message_.size());
-      if (message_.capacity() > kRetainedMessageCapacity) {
-        std::string().swap(message_);
-      } else {
-        message_.clear();
-      }
+      if (socket_ != nullptr) socket_->server().pool().give(std::move(message_));
+      message_ = std::string();
     }
   }
   return state_ != State::closed;
