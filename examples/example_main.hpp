@@ -24,6 +24,7 @@ inline void usage(const char* prog, const char* what) {
                "usage: %s [--host ADDR] [--port N] [--threads N] [--public DIR] [--max-message-size BYTES]\n"
                "          [--max-connections N] [--max-send-queue BYTES] [--ping-interval-ms MS]\n"
                "          [--pong-timeout-ms MS] [--header-timeout-ms MS] [--sweep-ms MS]\n"
+               "          [--tls-port N --tls-cert PEM --tls-key PEM]\n"
                "          [--log-level trace|debug|info|warn|error|off]\n",
                prog, what, prog);
   std::exit(2);
@@ -47,6 +48,9 @@ inline Args parse_args(int argc, char** argv, Args defaults) {
     else if (flag == "--port") a.server.port = static_cast<uint16_t>(num());
     else if (flag == "--public") a.public_dir = v;
     else if (flag == "--threads") a.server.threads = static_cast<unsigned>(num());
+    else if (flag == "--tls-port") a.server.tls_port = static_cast<uint16_t>(num());
+    else if (flag == "--tls-cert") a.server.tls_certificate_file = v;
+    else if (flag == "--tls-key") a.server.tls_private_key_file = v;
     else if (flag == "--max-message-size") a.ws.max_message_size = num();
     else if (flag == "--max-connections") a.server.max_connections = num();
     else if (flag == "--max-send-queue") a.server.max_send_queue = num();
@@ -72,7 +76,9 @@ inline int serve(windlass::App& app, const Args& a) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }
+  // Tests and scripts wait for these lines: the plain listener first.
   std::printf("listening on %s:%u\n", a.server.host.c_str(), app.port());
+  if (app.tls_port() != 0) std::printf("listening on %s:%u (tls)\n", a.server.host.c_str(), app.tls_port());
   std::fflush(stdout);
   app.run();
   return 0;

@@ -13,6 +13,7 @@
 #include "http/http_server.hpp"
 #include "io/io_server.hpp"
 #include "log.hpp"
+#include "tls/tls_context.hpp"
 #include "ws/pubsub.hpp"
 #include "ws/ws_server.hpp"
 
@@ -73,6 +74,8 @@ struct App::Impl {
   std::vector<std::unique_ptr<Worker>> workers;
   bool listening = false;
   uint16_t port = 0;
+  uint16_t tls_port = 0;
+  std::shared_ptr<tls::TlsContext> tls;
   std::atomic<bool> shutdown_requested{false};
 
   explicit Impl(ServerOptions o) : options(std::move(o)) {
@@ -130,19 +133,45 @@ App& App::http(std::string path, HttpHandler handler) {
 
 App& App::listen() {
   if (impl_->listening) return *this;
+  const ServerOptions& o = impl_->options;
   // Every loop gets its own listener on the same address (SO_REUSEPORT):
   // the kernel spreads new connections over them, with no acceptor thread
   // and no lock between loops.
-  detail::ListenOptions lo;
-  lo.host = impl_->options.host;
-  lo.port = impl_->options.port;
-  lo.reuse_port = impl_->workers.size() > 1;
-  for (auto& w : impl_->workers) {
-    impl_->port = w->io.listen(lo);
-    lo.port = impl_->port;  // port 0: the others join the port the first one got
+  auto listen_all = [&](detail::ListenOptions lo) {
+    lo.reuse_port = impl_->workers.size() > 1;
+    for (auto& w : impl_->workers) {
+      lo.port = w->io.listen(lo);  // port 0: the others join the port the first one got
+    }
+    return lo.port;
+  };
+  if (o.plain_listener) {
+    detail::ListenOptions lo;
+    lo.host = o.host;
+    lo.port = o.port;
+    impl_->port = listen_all(lo);
+  }
+  if (!o.tls_certificate_file.empty()) {
+    tls::TlsConfig tc;
+    tc.certificate_chain_file = o.tls_certificate_file;
+    tc.private_key_file = o.tls_private_key_file;
+    tc.min_version = o.tls_min_version_1_3 ? tls::TlsVersion::tls1_3 : tls::TlsVersion::tls1_2;
+    impl_->tls = std::make_shared<tls::TlsContext>(tc);
+    detail::ListenOptions lo;
+    lo.host = o.tls_host.empty() ? o.host : o.tls_host;
+    lo.port = o.tls_port;
+    lo.tls = impl_->tls;
+    impl_->tls_port = listen_all(lo);
   }
   impl_->listening = true;
   return *this;
+}
+
+uint16_t App::tls_port() const noexcept { return impl_->tls_port; }
+
+void App::reload_tls() {
+  if (!impl_->tls) return;
+  impl_->tls->reload();
+  log_info("tls: certificate reloaded (generation {})", impl_->tls->generation());
 }
 
 uint16_t App::port() const noexcept { return impl_->port; }
@@ -159,6 +188,14 @@ void App::run() {
     };
     first.loop.on_signal(SIGINT, on_signal);
     first.loop.on_signal(SIGTERM, on_signal);
+    first.loop.on_signal(SIGHUP, [this](int) {
+      log_info("received SIGHUP");
+      try {
+        reload_tls();
+      } catch (const std::exception& e) {
+        detail::log_error("{}; keeping the current certificate", e.what());
+      }
+    });
   }
   std::vector<std::thread> threads;
   for (size_t i = 1; i < impl_->workers.size(); ++i) {

@@ -55,7 +55,16 @@ struct ServerOptions {
   std::chrono::milliseconds drain_delay{0};
   // Granularity of per-connection deadlines (timeouts are checked by a sweep).
   std::chrono::milliseconds sweep_interval{1'000};
-  bool handle_signals = true;  // install the SIGINT/SIGTERM handlers in run()
+  bool handle_signals = true;  // install the SIGINT/SIGTERM (and SIGHUP) handlers in run()
+  // A TLS listener (wss://, https://) beside the plain one, when a
+  // certificate is given. Both serve the same routes. SIGHUP re-reads the
+  // certificate and key without dropping open connections.
+  std::string tls_host;  // empty: same as host
+  uint16_t tls_port = 0;  // 0 with a certificate: pick a free port (see App::tls_port())
+  std::string tls_certificate_file;  // PEM chain, leaf first
+  std::string tls_private_key_file;  // PEM, unencrypted
+  bool tls_min_version_1_3 = false;  // default minimum: TLS 1.2
+  bool plain_listener = true;        // false: TLS only
   // Event loops, one thread each, each accepting on its own SO_REUSEPORT
   // listener; 0 means one per core. A connection stays on the loop that
   // accepted it, and all its callbacks run on that loop's thread.
@@ -84,6 +93,10 @@ class App {
   // Binds the listener now (so port() is known before run()).
   App& listen();
   uint16_t port() const noexcept;
+  uint16_t tls_port() const noexcept;  // 0 without TLS
+  // Re-reads the TLS certificate and key (what SIGHUP does). Throws on
+  // failure, keeping the current ones. Any thread.
+  void reload_tls();
 
   // Runs the loop until stop() or a signal's graceful shutdown completes.
   void run();

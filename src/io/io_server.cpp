@@ -30,7 +30,7 @@ void Socket::set_handler(std::shared_ptr<SocketHandler> handler) {
 }
 
 bool Socket::would_exceed(size_t n) const noexcept {
-  return out_.size() + n > server_.options_.max_send_queue;
+  return buffered_amount() + n > server_.options_.max_send_queue;
 }
 
 void Socket::queued(size_t n) noexcept { server_.queued_bytes_.add(n); }
@@ -69,18 +69,42 @@ void Socket::mark_dirty() {
 }
 
 void Socket::update_interest() {
-  bool want = !out_.empty();
+  bool want = !wire().empty();
   if (want != want_write_ && fd_ >= 0) {
     want_write_ = want;
     loop().modify_fd(fd_, EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0u), this);
   }
 }
 
+// TLS: this turn's plaintext becomes records, so the many small frames of a
+// turn share records the way they share one writev.
+void Socket::encrypt_queued() {
+  if (!out_.empty() && tls_->handshake_done()) {
+    std::string cipher = server_.pool_.take();
+    size_t plain = out_.size();
+    out_.drain(server_.pool_, [&](const char* d, size_t n) {
+      tls_->encrypt(reinterpret_cast<const uint8_t*>(d), n, cipher);
+    });
+    server_.queued_bytes_.sub(plain);
+    queued(cipher.size());
+    wire_.append_owned(std::move(cipher));
+  }
+  if (close_requested_ && out_.empty() && !tls_close_sent_) {
+    tls_close_sent_ = true;  // RFC 8446 §6.1: say we are done before the TCP FIN
+    std::string alert;
+    tls_->close_notify(alert);
+    queued(alert.size());
+    wire_.append_owned(std::move(alert));
+  }
+}
+
 void Socket::flush() {
   if (fd_ < 0) return;
-  bool had_data = !out_.empty();
-  while (!out_.empty()) {
-    ssize_t n = out_.write_to(fd_, server_.pool_);
+  if (tls_) encrypt_queued();
+  OutQueue& q = wire();
+  bool had_data = !q.empty();
+  while (!q.empty()) {
+    ssize_t n = q.write_to(fd_, server_.pool_);
     if (n < 0) {
       abort(static_cast<int>(-n));
       return;
@@ -88,7 +112,7 @@ void Socket::flush() {
     if (n == 0) break;  // the kernel's buffer is full: wait for EPOLLOUT
     server_.queued_bytes_.sub(static_cast<size_t>(n));
   }
-  if (out_.empty()) {
+  if (q.empty() && out_.empty()) {
     if (close_requested_ && !lingering_) {
       // Everything we had to say is out: half-close and drain (see close_after_flush).
       ::shutdown(fd_, SHUT_WR);
@@ -120,8 +144,10 @@ void Socket::finish_close(int error) {
   loop().remove_fd(fd_);
   ::close(fd_);
   fd_ = -1;
-  server_.queued_bytes_.sub(out_.size());
+  server_.queued_bytes_.sub(buffered_amount());
   out_.clear(server_.pool_);
+  wire_.clear(server_.pool_);
+  tls_.reset();
   server_.unlink(this);
   // The handler may drop its last reference to us; we are freed only
   // after this loop turn, by the server's graveyard.
@@ -143,7 +169,11 @@ void Socket::on_io(uint32_t events) {
     ssize_t n = ::read(fd_, buf, Loop::kReadBufferSize);
     if (n > 0) {
       if (lingering_) return;  // draining before close: input is discarded
-      handler_->on_data(*this, buf, static_cast<size_t>(n));
+      if (tls_) {
+        on_tls_data(buf, static_cast<size_t>(n));
+      } else {
+        handler_->on_data(*this, buf, static_cast<size_t>(n));
+      }
       retired_handler_.reset();
     } else if (n == 0) {
       finish_close(0);
@@ -153,17 +183,56 @@ void Socket::on_io(uint32_t events) {
   }
 }
 
+// Decrypts, sends what the handshake wants sent, and hands the plaintext
+// to the handler. Returns false if the connection is failing.
+bool Socket::on_tls_data(uint8_t* data, size_t len) {
+  std::string& plain = server_.tls_plain_;
+  plain.clear();
+  tls::Result r = tls_->feed_ciphertext(data, len, plain);
+  std::string pending;
+  tls_->take_pending_ciphertext(pending);
+  if (!pending.empty()) {
+    queued(pending.size());
+    wire_.append_owned(std::move(pending));
+    mark_dirty();
+  }
+  if (r == tls::Result::error) {
+    log_info("tls: {}:{}: {} ({})", remote_address_, remote_port_, tls::describe(tls_->error()),
+             tls_->error_detail());
+    if (tls_->error() == tls::TlsError::plain_http) {
+      // A browser or curl pointed at https:// on a plain port's twin: say so in
+      // plain text, the only language the peer speaks.
+      static const std::string kAnswer = [] {
+        std::string body = "this port speaks TLS: use https:// or wss://\n";
+        return "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: " +
+               std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+      }();
+      queued(kAnswer.size());
+      wire_.append(server_.pool_, kAnswer.data(), kAnswer.size());
+    }
+    close_after_flush();
+    return false;
+  }
+  if (!plain.empty()) {
+    handler_->on_data(*this, reinterpret_cast<uint8_t*>(plain.data()), plain.size());
+    if (fd_ < 0) return false;
+  }
+  if (r == tls::Result::closed) close_after_flush();
+  return true;
+}
+
 // ---------------------------------------------------------------- IoServer
 
 struct IoServer::Listener final : IoHandler {
   IoServer& server;
   int fd;
-  Listener(IoServer& s, int f) : server(s), fd(f) {}
+  std::shared_ptr<tls::TlsContext> tls;
+  Listener(IoServer& s, int f, std::shared_ptr<tls::TlsContext> t) : server(s), fd(f), tls(std::move(t)) {}
   ~Listener() {
     server.loop_.remove_fd(fd);
     ::close(fd);
   }
-  void on_io(uint32_t) override { server.accept_from(fd); }
+  void on_io(uint32_t) override { server.accept_from(fd, tls.get()); }
 };
 
 IoServer::IoServer(Loop& loop, IoOptions options, HandlerFactory factory)
@@ -184,7 +253,7 @@ IoServer::~IoServer() {
 
 uint16_t IoServer::listen(const ListenOptions& options) {
   int fd = open_listener(options);
-  auto l = std::make_unique<Listener>(*this, fd);
+  auto l = std::make_unique<Listener>(*this, fd, options.tls);
   loop_.add_fd(fd, EPOLLIN, l.get());
   listeners_.push_back(std::move(l));
   return local_port(fd);
@@ -192,7 +261,7 @@ uint16_t IoServer::listen(const ListenOptions& options) {
 
 void IoServer::stop_accepting() { listeners_.clear(); }
 
-void IoServer::accept_from(int listen_fd) {
+void IoServer::accept_from(int listen_fd, tls::TlsContext* tls) {
   // Bounded per wake-up so a connection storm cannot starve open sockets.
   for (int i = 0; i < 64; ++i) {
     sockaddr_storage addr{};
@@ -228,6 +297,7 @@ void IoServer::accept_from(int listen_fd) {
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     auto* s = new Socket(*this, fd, std::move(remote), port);
+    if (tls != nullptr) s->tls_ = std::make_unique<tls::TlsSession>(*tls);
     s->next_ = head_;
     if (head_) head_->prev_ = s;
     head_ = s;

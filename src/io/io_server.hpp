@@ -16,6 +16,7 @@
 #include "io/out_queue.hpp"
 #include "io/socket_address.hpp"
 #include "metrics/counter.hpp"
+#include "tls/tls_session.hpp"
 #include "windlass/loop.hpp"
 
 namespace windlass::detail {
@@ -81,7 +82,9 @@ class Socket final : public IoHandler {
 
   bool closed() const noexcept { return fd_ < 0; }
   bool closing() const noexcept { return close_requested_; }
-  size_t buffered_amount() const noexcept { return out_.size(); }
+  size_t buffered_amount() const noexcept { return out_.size() + wire_.size(); }
+  // TLS details for logs, or null on a plain connection.
+  const tls::TlsSession* tls() const noexcept { return tls_.get(); }
   const std::string& remote_address() const noexcept { return remote_address_; }
   uint16_t remote_port() const noexcept { return remote_port_; }
   IoServer& server() const noexcept { return server_; }
@@ -95,12 +98,18 @@ class Socket final : public IoHandler {
   void mark_dirty();
   void flush();
   void queued(size_t n) noexcept;
+  bool on_tls_data(uint8_t* data, size_t len);
+  void encrypt_queued();
+  OutQueue& wire() noexcept { return tls_ ? wire_ : out_; }
   void finish_close(int error);
   void update_interest();
 
   IoServer& server_;
   int fd_;
-  OutQueue out_;
+  OutQueue out_;   // plaintext (on a TLS connection, waiting to be encrypted at flush)
+  OutQueue wire_;  // TLS only: ciphertext waiting for the kernel
+  std::unique_ptr<tls::TlsSession> tls_;
+  bool tls_close_sent_ = false;
   std::shared_ptr<SocketHandler> handler_;
   std::shared_ptr<SocketHandler> retired_handler_;  // kept alive until the current dispatch returns
   std::string remote_address_;
@@ -148,7 +157,7 @@ class IoServer {
  private:
   friend class Socket;
   struct Listener;
-  void accept_from(int listen_fd);
+  void accept_from(int listen_fd, tls::TlsContext* tls);
   void flush_dirty();
   void sweep();
   void unlink(Socket* s);
@@ -162,6 +171,8 @@ class IoServer {
   std::atomic<size_t> count_{0};
   std::atomic<size_t> own_process_count_{0};  // used when options_.process_connections is null
   BufferPool pool_;  // declared before the sockets' users: outlives them
+  std::string tls_plain_;  // per-loop scratch for decrypted bytes
+  std::string tls_cipher_;  // per-loop scratch for encrypted bytes
   Counter accepted_total_;
   Counter queued_bytes_;
   std::vector<Socket*> dirty_;      // sockets with bytes queued this turn

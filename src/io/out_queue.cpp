@@ -16,6 +16,12 @@ void OutQueue::append(BufferPool& pool, const void* data, size_t n) {
   bytes_ += n;
 }
 
+void OutQueue::append_owned(std::string&& bytes) {
+  if (bytes.empty()) return;
+  bytes_ += bytes.size();
+  chunks_.push_back(Chunk{std::move(bytes), nullptr});
+}
+
 void OutQueue::append_shared(BufferPool& pool, const void* header, size_t header_len,
                              std::shared_ptr<const std::string> payload) {
   append(pool, header, header_len);
@@ -60,6 +66,14 @@ ssize_t OutQueue::write_to(int fd, BufferPool& pool) {
     head_ = 0;
   }
   return written;
+}
+
+void OutQueue::clear_keeping_capacity(BufferPool& pool) noexcept {
+  for (auto& c : chunks_) pool.give(std::move(c.owned));
+  chunks_.clear();
+  head_ = 0;
+  head_offset_ = 0;
+  bytes_ = 0;
 }
 
 void OutQueue::clear(BufferPool& pool) noexcept {

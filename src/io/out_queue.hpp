@@ -19,6 +19,8 @@ namespace windlass::detail {
 
 class OutQueue {
  public:
+  // Queues a buffer whole, without copying it (it returns to the pool when written).
+  void append_owned(std::string&& bytes);
   // Copies `n` bytes to the end of the queue.
   void append(BufferPool& pool, const void* data, size_t n);
   // Queues a frame header (copied) and a shared payload (referenced).
@@ -31,7 +33,18 @@ class OutQueue {
   // Writes as much as the socket takes with one writev. Returns the bytes
   // written, 0 when the socket is full, or -errno on a socket error.
   ssize_t write_to(int fd, BufferPool& pool);
+  // Passes every queued byte, in order, to `sink(data, len)` and empties
+  // the queue (TLS encrypts the plaintext queue into the wire queue).
+  template <class Sink>
+  void drain(BufferPool& pool, Sink&& sink) {
+    for (size_t i = head_; i < chunks_.size(); ++i) {
+      size_t skip = i == head_ ? head_offset_ : 0;
+      sink(chunks_[i].data() + skip, chunks_[i].size() - skip);
+    }
+    clear_keeping_capacity(pool);
+  }
   void clear(BufferPool& pool) noexcept;
+  void clear_keeping_capacity(BufferPool& pool) noexcept;
 
  private:
   // Past this size a copied chunk is not extended: a new one starts, so one

@@ -4,7 +4,12 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
+
+namespace windlass::tls {
+class TlsContext;
+}
 
 namespace windlass::detail {
 
@@ -13,6 +18,7 @@ struct ListenOptions {
   uint16_t port = 0;               // 0: the kernel picks one
   int backlog = 1024;
   bool reuse_port = false;         // SO_REUSEPORT: one listener per loop
+  std::shared_ptr<tls::TlsContext> tls;  // set: connections speak TLS (wss://, https://)
 };
 
 // Creates a non-blocking listening socket (SO_REUSEADDR, and IPV6_V6ONLY
