@@ -367,3 +367,37 @@ TEST_F(AppTest, stats_and_access_log_count_what_happened) {
   EXPECT_EQ(statuses[1], 101);
   for (auto& p : paths) EXPECT_EQ(p.find("secret"), std::string::npos) << "query strings stay out of logs";
 }
+
+TEST_F(AppTest, listens_on_ipv6_and_reports_the_peer_address) {
+  windlass::ServerOptions so;
+  so.port = 0;
+  so.handle_signals = false;
+  so.threads = 1;
+  so.host = "::1";
+  app = std::make_unique<windlass::App>(so);
+  recorder = std::make_shared<Recorder>(events);
+  app->route("/ws", recorder);
+  try {
+    app->listen();
+  } catch (const std::exception& e) {
+    GTEST_SKIP() << "no IPv6 loopback here: " << e.what();
+  }
+  thread = std::thread([this] { app->run(); });
+  int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_port = htons(app->port());
+  a.sin6_addr = in6addr_loopback;
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  std::string req =
+      "GET /ws HTTP/1.1\r\nHost: [::1]\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  char buf[512];
+  ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+  ASSERT_GT(n, 12);
+  EXPECT_EQ(std::string(buf, 12), "HTTP/1.1 101");
+  ASSERT_TRUE(events.wait([](Events& e) { return e.opens == 1; }));
+  EXPECT_EQ(on_loop([&] { return recorder->last.remote_address(); }), "::1");
+  ::close(fd);
+}
