@@ -24,7 +24,7 @@ inline void usage(const char* prog, const char* what) {
                "usage: %s [--host ADDR] [--port N] [--threads N] [--public DIR] [--max-message-size BYTES]\n"
                "          [--max-connections N] [--max-send-queue BYTES] [--ping-interval-ms MS]\n"
                "          [--pong-timeout-ms MS] [--header-timeout-ms MS] [--sweep-ms MS]\n"
-               "          [--tls-port N --tls-cert PEM --tls-key PEM]\n"
+               "          [--tls-port N --tls-cert PEM --tls-key PEM] [--compression off|shared|per-connection]\n"
                "          [--log-level trace|debug|info|warn|error|off]\n",
                prog, what, prog);
   std::exit(2);
@@ -48,6 +48,13 @@ inline Args parse_args(int argc, char** argv, Args defaults) {
     else if (flag == "--port") a.server.port = static_cast<uint16_t>(num());
     else if (flag == "--public") a.public_dir = v;
     else if (flag == "--threads") a.server.threads = static_cast<unsigned>(num());
+    else if (flag == "--compression") {
+      using Mode = windlass::CompressionOptions::Mode;
+      if (v == "off") a.ws.compression.mode = Mode::off;
+      else if (v == "shared") a.ws.compression.mode = Mode::shared;
+      else if (v == "per-connection") a.ws.compression.mode = Mode::per_connection;
+      else usage(argv[0], "--compression takes off, shared or per-connection");
+    }
     else if (flag == "--tls-port") a.server.tls_port = static_cast<uint16_t>(num());
     else if (flag == "--tls-cert") a.server.tls_certificate_file = v;
     else if (flag == "--tls-key") a.server.tls_private_key_file = v;

@@ -122,6 +122,7 @@ App& App::route(std::string path, std::shared_ptr<MessageComponent> component, W
   r->subprotocols = component->subprotocols();
   r->component = std::move(component);
   r->options = options;
+  r->deflate = detail::deflate_policy(options.compression);
   impl_->router.add_ws(std::move(path), std::move(r));
   return *this;
 }

@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
   example::Args defaults;
   defaults.server.port = 8080;
   defaults.ws.max_message_size = 64 * 1024;
+  // Browsers offer permessage-deflate; one compressor per loop compresses
+  // each chat line once for everyone in the room.
+  defaults.ws.compression.mode = windlass::CompressionOptions::Mode::shared;
   defaults.public_dir = WINDLASS_CHAT_PUBLIC_DIR;
   example::Args args = example::parse_args(argc, argv, defaults);
 

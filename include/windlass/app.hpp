@@ -22,6 +22,25 @@
 
 namespace windlass {
 
+// permessage-deflate (RFC 7692) for a route.
+struct CompressionOptions {
+  enum class Mode : uint8_t {
+    off,             // never negotiated
+    shared,          // one compressor per loop for every connection (server_no_context_takeover):
+                     // little memory, and a broadcast is compressed once per loop
+    per_connection,  // each connection keeps its compression window: better ratios,
+                     // about 256 KiB more memory per connection at the default settings
+  };
+  Mode mode = Mode::off;
+  size_t min_size = 64;  // messages shorter than this are sent uncompressed
+  int level = 6;         // zlib level 1..9
+  int mem_level = 8;     // zlib memLevel 1..9
+  int server_max_window_bits = 15;  // 9..15 (8 is negotiated as 9: zlib's raw deflate minimum)
+  int client_max_window_bits = 15;  // asked of clients that offer client_max_window_bits
+  bool client_no_context_takeover = false;  // ask clients to reset per message: we then inflate
+                                            // with no window kept between messages
+};
+
 // Per WebSocket route.
 struct WsOptions {
   // Largest message accepted (sum of its frames' payloads); larger -> close 1009.
@@ -32,6 +51,7 @@ struct WsOptions {
   std::chrono::milliseconds pong_timeout{30'000};
   // How long to wait for the client's close frame after sending ours (RFC 6455 §7.1.1).
   std::chrono::milliseconds close_timeout{5'000};
+  CompressionOptions compression;
 };
 
 struct ServerOptions {

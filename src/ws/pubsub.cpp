@@ -12,11 +12,13 @@ SharedFrame make_shared_frame(bool binary, std::string_view payload) {
   uint8_t header[proto::kMaxFrameHeader];
   size_t n = proto::encode_frame_header(header, binary ? proto::Opcode::binary : proto::Opcode::text,
                                         payload.size());
-  auto frame = std::make_shared<std::string>();
-  frame->reserve(n + payload.size());
-  frame->append(reinterpret_cast<const char*>(header), n);
-  frame->append(payload);
-  return frame;
+  auto msg = std::make_shared<SharedMessage>();
+  msg->frame.reserve(n + payload.size());
+  msg->frame.append(reinterpret_cast<const char*>(header), n);
+  msg->frame.append(payload);
+  msg->header_len = static_cast<uint32_t>(n);
+  msg->binary = binary;
+  return msg;
 }
 
 bool TopicTable::subscribe(std::string_view name, WsConnection* conn) {
@@ -51,11 +53,12 @@ void TopicTable::deliver(std::string_view name, const SharedFrame& frame, uint64
   if (it == topics_.end()) return;
   Topic& t = it->second;
   ++t.iterating;
+  CompressedVariant compressed;
   // Subscribers added during the walk miss this message: they joined after it.
   size_t n = t.subscribers.size();
   for (size_t i = 0; i < n; ++i) {
     WsConnection* c = t.subscribers[i];
-    if (c != nullptr && c->id() != except_id) c->send_shared(frame);
+    if (c != nullptr && c->id() != except_id) c->send_shared(frame, compressed);
   }
   if (--t.iterating == 0 && t.has_holes) {
     std::erase(t.subscribers, nullptr);

@@ -25,8 +25,23 @@ namespace windlass::detail {
 
 class WsConnection;
 
-// An encoded server-to-client frame, shared by every recipient.
-using SharedFrame = std::shared_ptr<const std::string>;
+// A message published once: its encoded, uncompressed frame (shared by
+// every recipient as is) and where its payload starts (recipients that
+// negotiated permessage-deflate compress the payload instead).
+struct SharedMessage {
+  std::string frame;
+  uint32_t header_len = 0;
+  bool binary = false;
+  std::string_view payload() const noexcept { return std::string_view(frame).substr(header_len); }
+};
+using SharedFrame = std::shared_ptr<const SharedMessage>;
+
+// One delivery's compressed variant, made by the first recipient that
+// compresses with a loop's shared compressor and reused by the others.
+struct CompressedVariant {
+  const void* deflater = nullptr;  // the shared compressor that made it
+  std::shared_ptr<const std::string> frame;
+};
 
 class TopicTable {
  public:

@@ -6,6 +6,7 @@
 
 #include "log.hpp"
 #include "proto/close_code.hpp"
+#include "proto/utf8_validator.hpp"
 #include "ws/ws_server.hpp"
 
 namespace windlass::detail {
@@ -19,19 +20,33 @@ std::atomic<uint64_t> next_connection_id{1};
 constexpr size_t kCopySharedFrameLimit = 1024;
 }  // namespace
 
-WsConnection::WsConnection(Socket& socket, MessageComponent& component, const WsOptions& options,
-                           Request request, std::string subprotocol, WsServer& server)
+WsConnection::WsConnection(Socket& socket, MessageComponent& component, const WsRoute& route,
+                           Request request, std::string subprotocol, WsServer& server,
+                           const proto::DeflateParams* deflate)
     : socket_(&socket),
       component_(component),
-      options_(options),
+      options_(route.options),
       server_(server),
       loop_(&socket.loop()),
       id_(next_connection_id.fetch_add(1, std::memory_order_relaxed)),
       last_received_(socket.loop().now()),
       opened_at_(socket.loop().now()),
-      decoder_(proto::DecoderOptions{.max_message_size = options.max_message_size}),
+      decoder_(proto::DecoderOptions{.max_message_size = route.options.max_message_size,
+                                     .allow_rsv1 = deflate != nullptr}),
       request_(std::move(request)),
-      subprotocol_(std::move(subprotocol)) {}
+      subprotocol_(std::move(subprotocol)) {
+  if (deflate != nullptr) {
+    deflate_ = std::make_unique<Deflate>(Deflate{
+        *deflate, proto::Inflater(proto::inflater_config(*deflate, route.options.max_message_size)), nullptr,
+        nullptr, route.deflate.min_compress_size, false});
+    auto config = proto::deflater_config(*deflate, route.deflate);
+    if (config.no_context_takeover) {
+      deflate_->shared = &server.shared_deflater(config);
+    } else {
+      deflate_->own = std::make_unique<proto::Deflater>(config);
+    }
+  }
+}
 
 WsConnection::~WsConnection() = default;
 
@@ -61,18 +76,30 @@ void WsConnection::guarded(F&& f) {
 
 // ------------------------------------------------------------ sending
 
+const std::string* WsConnection::compress(const void* data, size_t len) {
+  if (!deflate_ || len < deflate_->min_size) return nullptr;
+  std::string& out = server_.deflate_scratch();
+  out.clear();
+  proto::Deflater& d = deflate_->own ? *deflate_->own : *deflate_->shared;
+  if (d.compress(static_cast<const uint8_t*>(data), len, out) != proto::DeflateError::none) return nullptr;
+  return &out;
+}
+
 bool WsConnection::send(Opcode op, const void* data, size_t len) {
   if (state_ != State::open) return false;
-  if (!send_frame(op, data, len)) return false;
+  // RFC 7692 §6: a compressed message has RSV1 set on its (first) frame.
+  const std::string* z = compress(data, len);
+  bool sent = z != nullptr ? send_frame(op, z->data(), z->size(), true) : send_frame(op, data, len);
+  if (!sent) return false;
   bytes_out_ += len;
   server_.count_message_out(len);
   return true;
 }
 
-bool WsConnection::send_frame(Opcode op, const void* data, size_t len) {
+bool WsConnection::send_frame(Opcode op, const void* data, size_t len, bool rsv1) {
   if (socket_ == nullptr) return false;
   uint8_t header[proto::kMaxFrameHeader];
-  size_t header_len = proto::encode_frame_header(header, op, len);
+  size_t header_len = proto::encode_frame_header(header, op, len, true, rsv1);
   if (socket_->would_exceed(header_len + len)) {
     slow_consumer(header_len + len);
     return false;
@@ -80,8 +107,36 @@ bool WsConnection::send_frame(Opcode op, const void* data, size_t len) {
   return socket_->write2(header, header_len, data, len);
 }
 
-bool WsConnection::send_shared(const std::shared_ptr<const std::string>& frame) {
+bool WsConnection::send_shared(const SharedFrame& message, CompressedVariant& compressed) {
   if (state_ != State::open || socket_ == nullptr) return false;
+  std::string_view payload = message->payload();
+  if (deflate_ && payload.size() >= deflate_->min_size) {
+    Opcode op = message->binary ? Opcode::binary : Opcode::text;
+    if (deflate_->shared != nullptr) {
+      // Every connection on this loop with these settings gets the same
+      // bytes: compress once per delivery, share the frame.
+      if (compressed.deflater != deflate_->shared) {
+        std::string& z = server_.deflate_scratch();
+        z.clear();
+        if (deflate_->shared->compress(payload, z) == proto::DeflateError::none) {
+          uint8_t header[proto::kMaxFrameHeader];
+          size_t hn = proto::encode_frame_header(header, op, z.size(), true, true);
+          auto frame = std::make_shared<std::string>(reinterpret_cast<const char*>(header), hn);
+          frame->append(z);
+          compressed.deflater = deflate_->shared;
+          compressed.frame = std::move(frame);
+        }
+      }
+      if (compressed.deflater == deflate_->shared) return queue_frame_bytes(compressed.frame);
+    } else {
+      return send(op, payload.data(), payload.size());  // this connection's own window
+    }
+  }
+  // The aliasing constructor shares ownership of the message while pointing at its frame.
+  return queue_frame_bytes(std::shared_ptr<const std::string>(message, &message->frame));
+}
+
+bool WsConnection::queue_frame_bytes(const std::shared_ptr<const std::string>& frame) {
   size_t size = frame->size();
   if (socket_->would_exceed(size)) {
     slow_consumer(size);
@@ -153,10 +208,32 @@ void WsConnection::on_data(Socket&, uint8_t* data, size_t len) {
   decoder_.feed(data, len, *this);
 }
 
-bool WsConnection::on_data(Opcode op, bool, uint8_t* chunk, size_t len, bool first, bool last) {
+bool WsConnection::on_data(Opcode op, bool compressed, uint8_t* chunk, size_t len, bool first, bool last) {
   // After our close frame, data is read but not delivered (§7.1.2: we wait
   // only for the client's close).
   if (state_ != State::open) return state_ == State::closing;
+  if (compressed) {
+    // RFC 7692 §7.2.2: inflate the message's payload, then check its text.
+    // The inflater stops at max_message_size, so a decompression bomb costs
+    // at most that much memory before it is refused with 1009.
+    if (first && socket_ != nullptr) message_ = socket_->server().pool().take();
+    auto err = deflate_->inflater.feed(chunk, len, message_);
+    if (err == proto::InflateError::none && last) err = deflate_->inflater.finish(message_);
+    if (err != proto::InflateError::none) {
+      fail(static_cast<uint16_t>(proto::close_code_for(err)), proto::describe(err));
+      return false;
+    }
+    if (last) {
+      if (op == Opcode::text && !proto::is_valid_utf8(message_)) {
+        fail(static_cast<uint16_t>(proto::CloseCode::invalid_payload), "invalid UTF-8 in a compressed text message");
+        return false;
+      }
+      deliver(op, reinterpret_cast<const uint8_t*>(message_.data()), message_.size());
+      if (socket_ != nullptr) socket_->server().pool().give(std::move(message_));
+      message_ = std::string();
+    }
+    return state_ != State::closed;
+  }
   if (first && last) {
     deliver(op, chunk, len);  // the whole message is in the receive buffer: no copy
   } else {
@@ -206,12 +283,15 @@ bool WsConnection::on_close(uint16_t code, const char* reason, size_t reason_len
 }
 
 void WsConnection::on_error(proto::FrameError e) {
+  fail(static_cast<uint16_t>(proto::close_code_for(e)), proto::describe(e));
+}
+
+// Fails the connection for something the client sent (RFC 6455 §7.1.7).
+void WsConnection::fail(uint16_t code, const char* reason) {
   if (state_ == State::closed) return;
-  uint16_t code = static_cast<uint16_t>(proto::close_code_for(e));
-  log_info("ws: connection {} ({}): closing with {}: {}", id_, request_.remote_address, code,
-           proto::describe(e));
-  if (state_ == State::open) send_close_frame(code, proto::describe(e));
-  report_close(code, proto::describe(e), CloseCause::protocol_error, false);
+  log_info("ws: connection {} ({}): closing with {}: {}", id_, request_.remote_address, code, reason);
+  if (state_ == State::open) send_close_frame(code, reason);
+  report_close(code, reason, CloseCause::protocol_error, false);
   if (socket_ != nullptr) socket_->close_after_flush();
 }
 

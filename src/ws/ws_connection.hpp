@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "io/io_server.hpp"
+#include "proto/deflate.hpp"
 #include "proto/ws_frame_decoder.hpp"
+#include "ws/pubsub.hpp"
 #include "windlass/app.hpp"
 #include "windlass/component.hpp"
 #include "windlass/connection.hpp"
@@ -21,11 +23,13 @@
 namespace windlass::detail {
 
 class WsServer;
+struct WsRoute;
 
 class WsConnection final : public SocketHandler, public std::enable_shared_from_this<WsConnection> {
  public:
-  WsConnection(Socket& socket, MessageComponent& component, const WsOptions& options, Request request,
-               std::string subprotocol, WsServer& server);
+  // `deflate`: the negotiated permessage-deflate parameters, or null.
+  WsConnection(Socket& socket, MessageComponent& component, const WsRoute& route, Request request,
+               std::string subprotocol, WsServer& server, const proto::DeflateParams* deflate);
   ~WsConnection() override;
 
   // Runs on_open, then decodes bytes that arrived behind the handshake.
@@ -33,8 +37,8 @@ class WsConnection final : public SocketHandler, public std::enable_shared_from_
 
   // Connection's API, loop thread only (Connection posts from elsewhere).
   bool send(proto::Opcode op, const void* data, size_t len);
-  // Queues a frame encoded once for many recipients (see pubsub.hpp).
-  bool send_shared(const std::shared_ptr<const std::string>& frame);
+  // Queues a message encoded once for many recipients (see pubsub.hpp).
+  bool send_shared(const SharedFrame& message, CompressedVariant& compressed);
   bool subscribe(std::string_view topic);
   bool unsubscribe(std::string_view topic);
   WsServer& server() noexcept { return server_; }
@@ -68,7 +72,12 @@ class WsConnection final : public SocketHandler, public std::enable_shared_from_
     closed,   // on_close reported; the socket is closing or gone
   };
 
-  bool send_frame(proto::Opcode op, const void* data, size_t len);
+  bool send_frame(proto::Opcode op, const void* data, size_t len, bool rsv1 = false);
+  bool queue_frame_bytes(const std::shared_ptr<const std::string>& frame);
+  // Compresses `data` with this connection's compressor into the loop's
+  // scratch; null if compression is not in use for it or failed.
+  const std::string* compress(const void* data, size_t len);
+  void fail(uint16_t code, const char* reason);
   void send_close_frame(uint16_t code, std::string_view reason);
   void deliver(proto::Opcode op, const uint8_t* data, size_t len);
   void report_close(uint16_t code, std::string reason, CloseCause cause, bool clean);
@@ -96,6 +105,16 @@ class WsConnection final : public SocketHandler, public std::enable_shared_from_
   std::string close_reason_;
   uint16_t close_code_ = 1006;
   proto::FrameDecoder decoder_;
+  // permessage-deflate state, only on connections that negotiated it.
+  struct Deflate {
+    proto::DeflateParams params;
+    proto::Inflater inflater;
+    std::unique_ptr<proto::Deflater> own;  // per-connection window
+    proto::Deflater* shared = nullptr;     // or the loop's shared compressor
+    size_t min_size = 0;
+    bool message_compressed = false;       // the message being received
+  };
+  std::unique_ptr<Deflate> deflate_;
   std::string message_;  // a message arriving in pieces; empty otherwise
   Request request_;
   std::string subprotocol_;

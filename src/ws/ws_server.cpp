@@ -15,6 +15,30 @@ void WsServer::count_close(CloseCause cause, uint16_t code) noexcept {
   counters_.close_codes[slot].add();
 }
 
+proto::DeflatePolicy deflate_policy(const CompressionOptions& c) {
+  proto::DeflatePolicy p;
+  p.enabled = c.mode != CompressionOptions::Mode::off;
+  p.server_no_context_takeover = c.mode == CompressionOptions::Mode::shared;
+  p.client_no_context_takeover = c.client_no_context_takeover;
+  p.server_max_window_bits = c.server_max_window_bits;
+  p.client_max_window_bits = c.client_max_window_bits;
+  p.min_compress_size = c.min_size;
+  p.level = c.level;
+  p.mem_level = c.mem_level;
+  return p;
+}
+
+proto::Deflater& WsServer::shared_deflater(const proto::DeflaterConfig& config) {
+  for (auto& d : shared_deflaters_) {
+    const auto& c = d->config();
+    if (c.window_bits == config.window_bits && c.mem_level == config.mem_level && c.level == config.level) {
+      return *d;
+    }
+  }
+  shared_deflaters_.push_back(std::make_unique<proto::Deflater>(config));
+  return *shared_deflaters_.back();
+}
+
 proto::HandshakeError WsServer::upgrade(Socket& socket, const proto::HttpRequestHead& head, Request request,
                                         WsRoute& route, uint8_t* rest, size_t rest_len,
                                         Loop::Clock::time_point started) {
@@ -22,14 +46,18 @@ proto::HandshakeError WsServer::upgrade(Socket& socket, const proto::HttpRequest
   if (auto err = proto::validate_upgrade(head, up); err != proto::HandshakeError::none) return err;
   std::string_view protocol = proto::select_subprotocol(up.protocols, route.subprotocols);
   std::string accept = proto::compute_accept_key(up.key);
-  // No extension is negotiated yet: Sec-WebSocket-Extensions is not answered,
-  // which per RFC 6455 §9.1 means none is in use.
-  proto::build_accept_response(response_, accept, protocol, {});
+  // permessage-deflate when the route allows it and the client offers an
+  // acceptable variant; otherwise Sec-WebSocket-Extensions is not answered,
+  // which means no extension is in use (RFC 6455 §9.1).
+  proto::DeflateNegotiation deflate;
+  if (route.deflate.enabled && !up.extensions.empty()) deflate = proto::negotiate_deflate(up.extensions, route.deflate);
+  proto::build_accept_response(response_, accept, protocol, deflate.accepted() ? deflate.response : "");
   socket.write(response_.data(), response_.size());
 
   counters_.opened.add();
-  auto conn = std::make_shared<WsConnection>(socket, *route.component, route.options, std::move(request),
-                                             std::string(protocol), *this);
+  auto conn = std::make_shared<WsConnection>(socket, *route.component, route, std::move(request),
+                                             std::string(protocol), *this,
+                                             deflate.accepted() ? &deflate.params : nullptr);
   if (on_access_ != nullptr && *on_access_) {
     AccessEvent e;
     e.kind = AccessEvent::Kind::upgrade;

@@ -13,6 +13,7 @@
 
 #include "io/io_server.hpp"
 #include "metrics/counter.hpp"
+#include "proto/deflate.hpp"
 #include "proto/http1_parser.hpp"
 #include "proto/ws_handshake.hpp"
 #include "windlass/app.hpp"
@@ -24,7 +25,11 @@ struct WsRoute {
   std::shared_ptr<MessageComponent> component;
   WsOptions options;
   std::vector<std::string> subprotocols;  // from component->subprotocols(), read once
+  proto::DeflatePolicy deflate;           // from options.compression
 };
+
+// The route's compression options as the negotiation policy.
+proto::DeflatePolicy deflate_policy(const CompressionOptions& c);
 
 // The close codes counted one by one; the rest (3000-4999 mostly) share a slot.
 inline constexpr uint16_t kCountedCloseCodes[] = {1000, 1001, 1002, 1003, 1005, 1006, 1007,
@@ -64,6 +69,13 @@ class WsServer {
   void set_access_hook(const std::function<void(const AccessEvent&)>* hook) noexcept { on_access_ = hook; }
   const std::function<void(const AccessEvent&)>* access_hook() const noexcept { return on_access_; }
 
+  // The loop's shared compressor for these settings (CompressionOptions::
+  // Mode::shared): no context takeover, so one stream serves every
+  // connection and a broadcast is compressed once.
+  proto::Deflater& shared_deflater(const proto::DeflaterConfig& config);
+  // Per-loop scratch for compressed output.
+  std::string& deflate_scratch() noexcept { return deflate_scratch_; }
+
   TopicTable& topics() noexcept { return topics_; }
   Hub& hub() noexcept { return *hub_; }
   void set_hub(Hub* hub) noexcept { hub_ = hub; }
@@ -74,6 +86,8 @@ class WsServer {
   WsCounters counters_;
   const std::function<void(const AccessEvent&)>* on_access_ = nullptr;
   std::string response_;  // reused for every 101 response
+  std::vector<std::unique_ptr<proto::Deflater>> shared_deflaters_;  // few: one per distinct setting
+  std::string deflate_scratch_;
 };
 
 }  // namespace windlass::detail

@@ -209,7 +209,9 @@ TEST_F(AppTest, protocol_error_closes_with_precise_code) {
 }
 
 TEST_F(AppTest, message_over_the_limit_is_refused_with_1009) {
-  start({}, windlass::WsOptions{.max_message_size = 1000});
+  windlass::WsOptions wo;
+  wo.max_message_size = 1000;
+  start({}, wo);
   TestClient c(port);
   c.handshake("/ws");
   c.send_frame(Op::binary, std::string(1001, 'a'));
@@ -275,7 +277,10 @@ TEST_F(AppTest, slow_consumer_is_closed_at_the_send_queue_limit) {
 TEST_F(AppTest, keepalive_closes_a_peer_that_never_answers_pings) {
   windlass::ServerOptions so;
   so.sweep_interval = 20ms;
-  start(so, windlass::WsOptions{.ping_interval = 50ms, .pong_timeout = 100ms});
+  windlass::WsOptions wo;
+  wo.ping_interval = 50ms;
+  wo.pong_timeout = 100ms;
+  start(so, wo);
   TestClient c(port);  // reads nothing and so never answers the ping
   c.handshake("/ws");
   ASSERT_TRUE(events.wait([](Events& e) { return !e.closes.empty(); }, 3000ms));
