@@ -33,8 +33,9 @@ struct Worker {
   detail::IoServer io;
   bool shutting_down = false;
 
-  Worker(const ServerOptions& o, detail::Router& router, std::atomic<size_t>& process_connections)
-      : http(detail::HttpOptions{&o.on_access, o.max_head_size, o.max_headers, o.max_body_size,
+  Worker(const ServerOptions& o, detail::Router& router, std::atomic<size_t>& process_connections,
+         const detail::AccessPolicy* access)
+      : http(detail::HttpOptions{&o.on_access, access, o.max_head_size, o.max_headers, o.max_body_size,
                                  o.max_connections, o.header_timeout},
              router, ws),
         io(loop,
@@ -69,6 +70,7 @@ struct Worker {
 struct App::Impl {
   ServerOptions options;
   std::atomic<size_t> process_connections{0};
+  std::optional<detail::AccessPolicy> access;  // outlives the workers that point at it
   detail::Router router;
   detail::Hub hub;
   std::vector<std::unique_ptr<Worker>> workers;
@@ -79,9 +81,13 @@ struct App::Impl {
   std::atomic<bool> shutdown_requested{false};
 
   explicit Impl(ServerOptions o) : options(std::move(o)) {
+    std::string error;
+    access = detail::AccessPolicy::compile(options.access, error);
+    if (!access) throw std::invalid_argument(error);
+    const detail::AccessPolicy* policy = access->active() ? &*access : nullptr;
     unsigned n = options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < n; ++i) {
-      workers.push_back(std::make_unique<Worker>(options, router, process_connections));
+      workers.push_back(std::make_unique<Worker>(options, router, process_connections, policy));
       workers.back()->ws.set_hub(&hub);
       hub.add(&workers.back()->loop, &workers.back()->ws.topics());
     }
@@ -123,6 +129,10 @@ App& App::route(std::string path, std::shared_ptr<MessageComponent> component, W
   r->component = std::move(component);
   r->options = options;
   r->deflate = detail::deflate_policy(options.compression);
+  std::string error;
+  auto rate = detail::RateLimitConfig::compile(options.rate_limit, options.max_message_size, error);
+  if (!rate) throw std::invalid_argument("route " + path + ": rate_limit: " + error);
+  r->rate = *rate;
   impl_->router.add_ws(std::move(path), std::move(r));
   return *this;
 }

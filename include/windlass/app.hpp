@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "windlass/access.hpp"
 #include "windlass/component.hpp"
 #include "windlass/http.hpp"
 #include "windlass/loop.hpp"
@@ -52,6 +53,9 @@ struct WsOptions {
   // How long to wait for the client's close frame after sending ours (RFC 6455 §7.1.1).
   std::chrono::milliseconds close_timeout{5'000};
   CompressionOptions compression;
+  // Per connection: messages and bytes per second with a burst; a client
+  // over it is closed with 1008 (CloseCause::rate_limited). Zero: no limit.
+  RateLimit rate_limit;
 };
 
 struct ServerOptions {
@@ -93,6 +97,9 @@ struct ServerOptions {
   // close, on the loop thread that saw it (so it must be thread-safe when
   // threads > 1). Empty: no access log.
   std::function<void(const AccessEvent&)> on_access;
+  // Origin allow-list (403), IP blocklist (403), trusted proxies for the
+  // real client address, per-IP connection limit (429). See access.hpp.
+  AccessOptions access;
 };
 
 class App {

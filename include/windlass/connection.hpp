@@ -49,6 +49,7 @@ enum class CloseCause : uint8_t {
   protocol_error,     // the client broke RFC 6455 (code 1002/1007/1009, reason says what)
   keepalive_timeout,  // no answer to a keepalive ping within the timeout (code 1006)
   slow_consumer,      // the send queue exceeded its limit (code 1008)
+  rate_limited,       // the client sent faster than WsOptions::rate_limit allows (code 1008)
   shutdown,           // the server is stopping (code 1001)
   transport_closed,   // the TCP connection ended without a close handshake (code 1006)
 };

@@ -20,6 +20,9 @@ struct Request {
   std::vector<std::pair<std::string, std::string>> headers;  // in order, names as sent
   std::string body;    // plain HTTP requests with Content-Length only
   std::string remote_address;  // peer IP, without port
+  // The client's address: remote_address, or the one a trusted proxy named
+  // in X-Forwarded-For / X-Real-IP (ServerOptions::access.trusted_proxies).
+  std::string client_address;
   uint16_t remote_port = 0;
 
   // First header of that name (ASCII case-insensitive), or nullopt.

@@ -40,6 +40,7 @@ struct AccessEvent {
   Kind kind = Kind::http;
   uint64_t connection_id = 0;     // WebSocket connections only
   std::string_view remote;        // peer address
+  std::string_view client;        // the client's address when a trusted proxy named one, else empty
   uint16_t remote_port = 0;
   std::string_view forwarded_for; // X-Forwarded-For as sent (empty if none)
   std::string_view method;

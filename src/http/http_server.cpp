@@ -118,6 +118,7 @@ class HttpSession final : public SocketHandler {
   void process(Socket& s, uint8_t* data, size_t len, bool from_buffer);
   void refuse(Socket& s, int status, std::string_view reason, std::string_view extra = {});
   Request make_request(const Socket& s) const;
+  std::string joined_header(std::string_view name, bool* found = nullptr) const;
   void answer_plain(Socket& s, const HttpHandler& handler, Request request);
 
   HttpServer& server_;
@@ -127,6 +128,7 @@ class HttpSession final : public SocketHandler {
   size_t body_length_ = 0;
   bool in_body_ = false;
   bool head_valid_ = false;  // head_ was filled by this dispatch's parse
+  std::string client_address_;  // set when a trusted proxy named the client
   Request pending_;  // a plain request waiting for its body
   const HttpHandler* pending_handler_ = nullptr;
   Loop::Clock::time_point started_;  // first byte of the current request (roughly: this turn)
@@ -157,6 +159,7 @@ void HttpSession::refuse(Socket& s, int status, std::string_view reason, std::st
   e.kind = AccessEvent::Kind::refused;
   e.remote = s.remote_address();
   e.remote_port = s.remote_port();
+  e.client = client_address_;
   if (head_valid_) e.forwarded_for = head_.header("x-forwarded-for");
   e.method = head_valid_ ? head_.method : std::string_view();
   e.path = head_valid_ ? head_.path : std::string_view();
@@ -180,7 +183,23 @@ Request HttpSession::make_request(const Socket& s) const {
   }
   r.remote_address = s.remote_address();
   r.remote_port = s.remote_port();
+  r.client_address = client_address_.empty() ? r.remote_address : client_address_;
   return r;
+}
+
+// Repeated header lines joined with ", " (RFC 9110 §5.3): a proxy chain may
+// split X-Forwarded-For over several lines.
+std::string HttpSession::joined_header(std::string_view name, bool* found) const {
+  std::string out;
+  bool any = false;
+  for (size_t i = 0; i < head_.header_count; ++i) {
+    if (!iequals(head_.headers[i].name, name)) continue;
+    if (any) out += ", ";
+    out += head_.headers[i].value;
+    any = true;
+  }
+  if (found) *found = any;
+  return out;
 }
 
 void HttpSession::process(Socket& s, uint8_t* data, size_t len, bool from_buffer) {
@@ -201,6 +220,25 @@ void HttpSession::process(Socket& s, uint8_t* data, size_t len, bool from_buffer
       head_valid_ = true;
       size_t head_size = parser_.head_size();
 
+      // Who is asking: the TCP peer, or the client a trusted proxy names.
+      client_address_.clear();
+      std::optional<ClientIp> client;
+      const AccessPolicy* policy = server_.options().access;
+      if (policy != nullptr) {
+        client = policy->client_ip(s.remote_address(), joined_header("x-forwarded-for"),
+                                   head_.header("x-real-ip"));
+        if (client) {
+          client_address_ = to_string(client->address);
+          if (!client->unparsed.empty()) {
+            log_debug("http: {}: X-Forwarded-For entry \"{}\" is not an address; client taken as {}",
+                      s.remote_address(), client->unparsed, client_address_);
+          }
+          if (auto e = policy->check_address(client->address); e != AccessError::none) {
+            return refuse(s, http_status_for(e), describe(e));
+          }
+        }
+      }
+
       if (proto::wants_websocket(head_)) {
         WsRoute* route = server_.router().find_ws(head_.path);
         if (route == nullptr) return refuse(s, 404, "no WebSocket endpoint at this path");
@@ -210,13 +248,29 @@ void HttpSession::process(Socket& s, uint8_t* data, size_t len, bool from_buffer
         if (!head_.header("content-length").empty() || !head_.header("transfer-encoding").empty()) {
           return refuse(s, 400, "an upgrade request has no body");
         }
+        ConnectionSlot slot;
+        if (policy != nullptr) {
+          bool has_origin = false;
+          std::string origin = joined_header("origin", &has_origin);
+          if (auto e = policy->check_origin(has_origin ? std::optional<std::string_view>(origin) : std::nullopt);
+              e != AccessError::none) {
+            return refuse(s, http_status_for(e), describe(e));
+          }
+          // Last, after every check that can refuse: it counts the connection.
+          if (client) {
+            if (auto e = policy->acquire_connection(client->address, slot); e != AccessError::none) {
+              return refuse(s, http_status_for(e), describe(e));
+            }
+          }
+        }
         // The connection leaves HTTP for good: the WsServer takes the socket
         // and any bytes that followed the head.
         uint8_t* rest = data + offset + head_size;
         size_t rest_len = len - offset - head_size;
         // This session is retired by the upgrade but kept alive until the
         // dispatch returns, so `rest` (which may point into buf_) stays valid.
-        auto err = server_.ws().upgrade(s, head_, make_request(s), *route, rest, rest_len, started_);
+        auto err = server_.ws().upgrade(s, head_, make_request(s), *route, rest, rest_len, started_,
+                                        std::move(slot));
         if (err != proto::HandshakeError::none) {
           int status = proto::http_status_for(err);
           std::string_view extra = status == 426 ? "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
@@ -312,6 +366,7 @@ void HttpSession::answer_plain(Socket& s, const HttpHandler& handler, Request re
   e.kind = AccessEvent::Kind::http;
   e.remote = request.remote_address;
   e.remote_port = request.remote_port;
+  if (request.client_address != request.remote_address) e.client = request.client_address;
   e.forwarded_for = request.header("x-forwarded-for").value_or("");
   e.method = request.method;
   e.path = request.path;

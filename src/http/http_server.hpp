@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "http/access_control.hpp"
 #include "io/io_server.hpp"
 #include "metrics/counter.hpp"
 #include "windlass/stats.hpp"
@@ -21,6 +22,7 @@ namespace windlass::detail {
 
 struct HttpOptions {
   const std::function<void(const AccessEvent&)>* on_access = nullptr;  // App's, may be empty
+  const AccessPolicy* access = nullptr;  // null when no access rule is configured
   size_t max_head_size = 8192;
   size_t max_headers = 64;
   size_t max_body_size = 1u << 20;

@@ -95,6 +95,7 @@ const char* to_string(CloseCause cause) noexcept {
     case CloseCause::protocol_error: return "protocol_error";
     case CloseCause::keepalive_timeout: return "keepalive_timeout";
     case CloseCause::slow_consumer: return "slow_consumer";
+    case CloseCause::rate_limited: return "rate_limited";
     case CloseCause::shutdown: return "shutdown";
     case CloseCause::transport_closed: return "transport_closed";
   }

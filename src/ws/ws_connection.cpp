@@ -33,6 +33,8 @@ WsConnection::WsConnection(Socket& socket, MessageComponent& component, const Ws
       opened_at_(socket.loop().now()),
       decoder_(proto::DecoderOptions{.max_message_size = route.options.max_message_size,
                                      .allow_rsv1 = deflate != nullptr}),
+      rate_(route.rate),
+      limiter_(route.rate, socket.loop().now()),
       request_(std::move(request)),
       subprotocol_(std::move(subprotocol)) {
   if (deflate != nullptr) {
@@ -212,6 +214,9 @@ bool WsConnection::on_data(Opcode op, bool compressed, uint8_t* chunk, size_t le
   // After our close frame, data is read but not delivered (§7.1.2: we wait
   // only for the client's close).
   if (state_ != State::open) return state_ == State::closing;
+  // Bytes are charged as they arrive (compressed bytes under deflate), the
+  // message once, on its first chunk.
+  if (rate_.enabled() && !limiter_.allow(rate_, loop_->now(), len, first ? 1 : 0)) return rate_limited();
   if (compressed) {
     // RFC 7692 §7.2.2: inflate the message's payload, then check its text.
     // The inflater stops at max_message_size, so a decompression bomb costs
@@ -258,7 +263,17 @@ void WsConnection::deliver(Opcode op, const uint8_t* data, size_t len) {
   guarded([&] { component_.on_message(self_, msg); });
 }
 
+bool WsConnection::rate_limited() {
+  log_info("ws: connection {} ({}): rate limit exceeded; closing with 1008", id_, request_.client_address);
+  close(static_cast<uint16_t>(proto::CloseCode::policy_violation), "rate limit exceeded", CloseCause::rate_limited);
+  return state_ != State::closed;
+}
+
 bool WsConnection::on_ping(const uint8_t* payload, size_t len) {
+  // Each ping costs us a pong: it counts against the rate limit too.
+  if (state_ == State::open && rate_.enabled() && !limiter_.allow(rate_, loop_->now(), len, 1)) {
+    return rate_limited();
+  }
   // §5.5.2: answer with a pong carrying the same payload.
   if (state_ == State::open) send_frame(Opcode::pong, payload, len);
   return state_ != State::closed;
@@ -328,6 +343,7 @@ void WsConnection::report_close(uint16_t code, std::string reason, CloseCause ca
 
 void WsConnection::on_transport_closed(Socket&, int error) {
   socket_ = nullptr;
+  slot_.release();  // not at destruction: a user's handle may keep this object alive
   if (state_ == State::closing) {
     report_close(close_code_, close_reason_, close_cause_, false);
   } else if (state_ == State::open) {

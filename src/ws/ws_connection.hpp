@@ -15,7 +15,9 @@
 #include "io/io_server.hpp"
 #include "proto/deflate.hpp"
 #include "proto/ws_frame_decoder.hpp"
+#include "http/access_control.hpp"
 #include "ws/pubsub.hpp"
+#include "ws/rate_limit.hpp"
 #include "windlass/app.hpp"
 #include "windlass/component.hpp"
 #include "windlass/connection.hpp"
@@ -42,6 +44,8 @@ class WsConnection final : public SocketHandler, public std::enable_shared_from_
   bool subscribe(std::string_view topic);
   bool unsubscribe(std::string_view topic);
   WsServer& server() noexcept { return server_; }
+  // The per-IP connection count this connection holds, released when it ends.
+  void hold_slot(ConnectionSlot slot) noexcept { slot_ = std::move(slot); }
   void close(uint16_t code, std::string_view reason, CloseCause cause);
 
   bool is_open() const noexcept { return state_ == State::open; }
@@ -78,6 +82,7 @@ class WsConnection final : public SocketHandler, public std::enable_shared_from_
   // scratch; null if compression is not in use for it or failed.
   const std::string* compress(const void* data, size_t len);
   void fail(uint16_t code, const char* reason);
+  bool rate_limited();
   void send_close_frame(uint16_t code, std::string_view reason);
   void deliver(proto::Opcode op, const uint8_t* data, size_t len);
   void report_close(uint16_t code, std::string reason, CloseCause cause, bool clean);
@@ -115,6 +120,9 @@ class WsConnection final : public SocketHandler, public std::enable_shared_from_
     bool message_compressed = false;       // the message being received
   };
   std::unique_ptr<Deflate> deflate_;
+  const RateLimitConfig& rate_;
+  RateLimiter limiter_;
+  ConnectionSlot slot_;
   std::string message_;  // a message arriving in pieces; empty otherwise
   Request request_;
   std::string subprotocol_;

@@ -41,7 +41,7 @@ proto::Deflater& WsServer::shared_deflater(const proto::DeflaterConfig& config) 
 
 proto::HandshakeError WsServer::upgrade(Socket& socket, const proto::HttpRequestHead& head, Request request,
                                         WsRoute& route, uint8_t* rest, size_t rest_len,
-                                        Loop::Clock::time_point started) {
+                                        Loop::Clock::time_point started, ConnectionSlot slot) {
   proto::UpgradeRequest up;
   if (auto err = proto::validate_upgrade(head, up); err != proto::HandshakeError::none) return err;
   std::string_view protocol = proto::select_subprotocol(up.protocols, route.subprotocols);
@@ -58,12 +58,14 @@ proto::HandshakeError WsServer::upgrade(Socket& socket, const proto::HttpRequest
   auto conn = std::make_shared<WsConnection>(socket, *route.component, route, std::move(request),
                                              std::string(protocol), *this,
                                              deflate.accepted() ? &deflate.params : nullptr);
+  conn->hold_slot(std::move(slot));
   if (on_access_ != nullptr && *on_access_) {
     AccessEvent e;
     e.kind = AccessEvent::Kind::upgrade;
     e.connection_id = conn->id();
     e.remote = conn->request().remote_address;
     e.remote_port = conn->request().remote_port;
+    if (conn->request().client_address != conn->request().remote_address) e.client = conn->request().client_address;
     e.forwarded_for = conn->request().header("x-forwarded-for").value_or("");
     e.method = conn->request().method;
     e.path = conn->request().path;

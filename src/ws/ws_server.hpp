@@ -16,6 +16,8 @@
 #include "proto/deflate.hpp"
 #include "proto/http1_parser.hpp"
 #include "proto/ws_handshake.hpp"
+#include "http/access_control.hpp"
+#include "ws/rate_limit.hpp"
 #include "windlass/app.hpp"
 #include "ws/pubsub.hpp"
 
@@ -26,6 +28,7 @@ struct WsRoute {
   WsOptions options;
   std::vector<std::string> subprotocols;  // from component->subprotocols(), read once
   proto::DeflatePolicy deflate;           // from options.compression
+  RateLimitConfig rate;                   // from options.rate_limit
 };
 
 // The route's compression options as the negotiation policy.
@@ -41,7 +44,7 @@ struct WsCounters {
   Counter opened;
   Counter messages_in, bytes_in;
   Counter messages_out, bytes_out;
-  Counter closes_by_cause[7];
+  Counter closes_by_cause[8];  // one per CloseCause
   Counter close_codes[kCloseCodeSlots];
 };
 
@@ -53,7 +56,7 @@ class WsServer {
   // `rest` are the bytes that followed the head in the same read.
   proto::HandshakeError upgrade(Socket& socket, const proto::HttpRequestHead& head, Request request,
                                 WsRoute& route, uint8_t* rest, size_t rest_len,
-                                Loop::Clock::time_point started);
+                                Loop::Clock::time_point started, ConnectionSlot slot);
 
   void count_message_in(size_t bytes) noexcept {
     counters_.messages_in.add();

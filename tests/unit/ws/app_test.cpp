@@ -406,3 +406,71 @@ TEST_F(AppTest, listens_on_ipv6_and_reports_the_peer_address) {
   EXPECT_EQ(on_loop([&] { return recorder->last.remote_address(); }), "::1");
   ::close(fd);
 }
+
+TEST_F(AppTest, blocklist_and_origin_allow_list_refuse_with_403) {
+  windlass::ServerOptions so;
+  so.access.allowed_origins = {"https://chat.example.com"};
+  so.access.trusted_proxies = {"127.0.0.1"};
+  so.access.blocklist = {"203.0.113.0/24"};
+  start(so);
+  {
+    TestClient c(port);
+    EXPECT_EQ(c.handshake("/ws", "Origin: https://evil.example.net\r\n").substr(0, 12), "HTTP/1.1 403");
+  }
+  {
+    TestClient c(port);
+    EXPECT_EQ(c.handshake("/ws", "Origin: https://chat.example.com\r\n").substr(0, 12), "HTTP/1.1 101");
+  }
+  {
+    // The proxy says the client is in a blocked network.
+    TestClient c(port);
+    EXPECT_EQ(c.handshake("/ws", "Origin: https://chat.example.com\r\nX-Forwarded-For: 203.0.113.9\r\n").substr(0, 12),
+              "HTTP/1.1 403");
+  }
+  {
+    TestClient c(port);
+    c.handshake("/ws", "Origin: https://chat.example.com\r\nX-Forwarded-For: 198.51.100.4, 127.0.0.1\r\n");
+    ASSERT_TRUE(events.wait([](Events& e) { return e.opens == 2; }));
+    EXPECT_EQ(on_loop([&] { return recorder->last.request().client_address; }), "198.51.100.4");
+    EXPECT_EQ(on_loop([&] { return recorder->last.remote_address(); }), "127.0.0.1");
+  }
+}
+
+TEST_F(AppTest, per_ip_connection_limit_answers_429_and_frees_the_slot_on_close) {
+  windlass::ServerOptions so;
+  so.access.max_connections_per_ip = 1;
+  start(so);
+  auto a = std::make_unique<TestClient>(port);
+  ASSERT_EQ(a->handshake("/ws").substr(0, 12), "HTTP/1.1 101");
+  {
+    TestClient b(port);
+    EXPECT_EQ(b.handshake("/ws").substr(0, 12), "HTTP/1.1 429");
+  }
+  a.reset();
+  ASSERT_TRUE(events.wait([](Events& e) { return e.closes.size() == 1; }));
+  TestClient c(port);
+  EXPECT_EQ(c.handshake("/ws").substr(0, 12), "HTTP/1.1 101");
+}
+
+TEST_F(AppTest, message_rate_limit_closes_with_1008) {
+  windlass::WsOptions wo;
+  wo.rate_limit.messages_per_second = 5;
+  wo.rate_limit.burst_messages = 5;
+  start({}, wo);
+  TestClient c(port);
+  c.handshake("/ws");
+  for (int i = 0; i < 20; ++i) c.send_frame(Op::text, "m");
+  uint16_t code = 0;
+  for (int i = 0; i < 30; ++i) {
+    auto f = c.read_frame();
+    if (!f) break;
+    if (f->op == Op::close) {
+      code = f->close_code();
+      break;
+    }
+  }
+  EXPECT_EQ(code, 1008);
+  c.send_close(1008);
+  ASSERT_TRUE(events.wait([](Events& e) { return !e.closes.empty(); }));
+  EXPECT_EQ(events.closes[0].cause, windlass::CloseCause::rate_limited);
+}
