@@ -4,8 +4,10 @@
 A raw-socket client plays the server-facing case families of the Autobahn
 TestSuite's fuzzingclient (framing, ping/pong, reserved bits, reserved
 opcodes, fragmentation, UTF-8, close handling, limits, auto-fragmentation)
-against an echo server and checks the outcome RFC 6455 requires.  Python 3.11
-standard library only.
+against an echo server and checks the outcome RFC 6455 requires; families
+12-14 do the same for permessage-deflate (RFC 7692) against more echo servers
+it starts with --compression shared and per-connection.  Python 3.11
+standard library only (zlib does the client's DEFLATE).
 
 Run:
     WINDLASS_ECHO_BIN=build/examples/echo/windlass-echo \
@@ -15,7 +17,15 @@ Run:
 Environment:
     WINDLASS_ECHO_BIN               echo server binary; started as
                                     `BIN --host 127.0.0.1 --port 0`, must print
-                                    `listening on 127.0.0.1:PORT` on stdout
+                                    `listening on 127.0.0.1:PORT` on stdout;
+                                    also with `--compression shared`,
+                                    `--compression per-connection`, and the
+                                    latter with `--max-message-size 1048576`
+    WINDLASS_CONFORMANCE_COMPRESSION  servers for families 12-14: a list of
+                                    off, shared, per-connection (all three by
+                                    default); with WINDLASS_CONFORMANCE_URL,
+                                    `any` runs them against that server with
+                                    RFC 7692 expectations only
     WINDLASS_CONFORMANCE_URL        host:port of a server already running
                                     (instead of starting one; skips the RSS and
                                     shutdown cases)
@@ -25,13 +35,19 @@ Environment:
                                     3 for an ASan build, 5 for TSan)
     WINDLASS_CONFORMANCE_MAX_RSS_MIB  peak RSS bound (200; 1024 under ASan)
 
+Case ids of families 12-14 end in the server they run against
+(12.1.1/shared, 12.1.1/per-connection); an argument selects a case id, a
+prefix of one (12.1 or 12.1.1), or a server (/shared).
+
 Exit status 0 when every case passed, 1 otherwise.  The last line of the
 report is `conformance: N passed, M failed`.
 """
 
 import base64
 import concurrent.futures
+import functools
 import hashlib
+import json
 import os
 import random
 import re
@@ -45,6 +61,7 @@ import tempfile
 import threading
 import time
 import traceback
+import zlib
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -214,6 +231,398 @@ def chunk_label(chunks):
 
 
 # ---------------------------------------------------------------------------
+# permessage-deflate (RFC 7692), the client's side
+
+PMD = "permessage-deflate"
+TAIL = b"\x00\x00\xff\xff"  # RFC 7692 7.2.1: the sender removes it, the receiver appends it again
+PMD_PARAMS = ("server_no_context_takeover", "client_no_context_takeover",
+              "server_max_window_bits", "client_max_window_bits")
+WINDOW_BITS_RE = re.compile(r"[89]|1[0-5]")  # RFC 7692 7.1.2: 8..15, no leading zeros
+TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def parse_extension_list(value):
+    """A Sec-WebSocket-Extensions value (RFC 6455 9.1) as [(name, [(param, value or None)])].
+
+    Quoted-string values are unescaped; empty list elements are skipped
+    (RFC 9110 5.6.1).  ValueError when the value breaks the grammar.
+    """
+    s, n = value, len(value)
+    i = 0
+    out = []
+
+    def ows(i):
+        while i < n and s[i] in " \t":
+            i += 1
+        return i
+
+    def token(i):
+        j = i
+        while j < n and s[j] in TCHAR:
+            j += 1
+        return s[i:j], j
+
+    while True:
+        i = ows(i)
+        if i >= n:
+            return out
+        if s[i] == ",":
+            i += 1
+            continue
+        name, i = token(i)
+        if not name:
+            raise ValueError(f"no extension name at {s[i:]!r}")
+        params = []
+        out.append((name, params))
+        while True:
+            i = ows(i)
+            if i >= n:
+                return out
+            if s[i] == ",":
+                i += 1
+                break
+            if s[i] != ";":
+                raise ValueError(f"expected ';' or ',' at {s[i:]!r}")
+            i = ows(i + 1)
+            param, i = token(i)
+            if not param:
+                raise ValueError(f"no parameter name at {s[i:]!r}")
+            i = ows(i)
+            val = None
+            if i < n and s[i] == "=":
+                i = ows(i + 1)
+                if i < n and s[i] == '"':
+                    i += 1
+                    chars = []
+                    while True:
+                        if i >= n:
+                            raise ValueError("unterminated quoted-string")
+                        if s[i] == '"':
+                            i += 1
+                            break
+                        if s[i] == "\\":
+                            if i + 1 >= n:
+                                raise ValueError("unterminated quoted-pair")
+                            i += 1
+                        chars.append(s[i])
+                        i += 1
+                    val = "".join(chars)
+                else:
+                    val, i = token(i)
+                    if not val:
+                        raise ValueError(f"no parameter value at {s[i:]!r}")
+            params.append((param, val))
+
+
+def pmd_offer_problem(params):
+    """Why RFC 7692 section 7 says a server MUST decline this offer, or None."""
+    seen = set()
+    for name, val in params:
+        if name in seen:
+            return f"{name} twice"
+        seen.add(name)
+        if name in ("server_no_context_takeover", "client_no_context_takeover"):
+            if val is not None:
+                return f"{name} with a value"
+        elif name == "server_max_window_bits":
+            if val is None or not WINDOW_BITS_RE.fullmatch(val):
+                return f"server_max_window_bits={val}" if val is not None else "server_max_window_bits without a value"
+        elif name == "client_max_window_bits":
+            if val is not None and not WINDOW_BITS_RE.fullmatch(val):
+                return f"client_max_window_bits={val}"
+        else:
+            return f"unknown parameter {name}"
+    return None
+
+
+def pmd_mismatch(offer, resp):
+    """Why resp (a response's parameters) cannot accept this valid offer (RFC 7692 7.1), or None."""
+    if "server_no_context_takeover" in offer and "server_no_context_takeover" not in resp:
+        return "the offer has server_no_context_takeover and the response lacks it (7.1.1.1)"
+    if "server_max_window_bits" in offer:
+        if "server_max_window_bits" not in resp:
+            return "the offer has server_max_window_bits and the response lacks it (7.1.2.1)"
+        if int(resp["server_max_window_bits"]) > int(offer["server_max_window_bits"]):
+            return (f"server_max_window_bits={resp['server_max_window_bits']} is larger than the offered "
+                    f"{offer['server_max_window_bits']} (7.1.2.1)")
+    if "client_max_window_bits" in resp:
+        if "client_max_window_bits" not in offer:
+            return "the response has client_max_window_bits and the offer did not (7.1.2.2: MUST NOT)"
+        if offer["client_max_window_bits"] is not None and \
+                int(resp["client_max_window_bits"]) > int(offer["client_max_window_bits"]):
+            return (f"client_max_window_bits={resp['client_max_window_bits']} is larger than the offered "
+                    f"{offer['client_max_window_bits']} (7.1.2.2)")
+    return None
+
+
+class PmdParams:
+    """What a permessage-deflate response puts in force (RFC 7692 7.1)."""
+
+    def __init__(self, offer, resp, index):
+        self.offer, self.resp, self.index = offer, resp, index
+        self.server_nct = "server_no_context_takeover" in resp
+        self.client_nct = "client_no_context_takeover" in resp
+        self.server_bits = int(resp.get("server_max_window_bits") or 15)
+        # Our compressor's window: the response's limit, and our own hint if
+        # the offer carried one (7.1.2.2).
+        bits = int(resp.get("client_max_window_bits") or 15)
+        if offer.get("client_max_window_bits"):
+            bits = min(bits, int(offer["client_max_window_bits"]))
+        self.client_bits = bits
+        # 7.1.1.2: a client that offered client_no_context_takeover resets
+        # whatever the response says.
+        self.client_resets = self.client_nct or "client_no_context_takeover" in offer
+
+    def describe(self):
+        return (f"server window {self.server_bits} bits{', no context takeover' if self.server_nct else ''}, "
+                f"client window {self.client_bits} bits{', no context takeover' if self.client_resets else ''}")
+
+
+def check_pmd_response(offer_lines, resp_lines):
+    """The response's Sec-WebSocket-Extensions checked against our offers (RFC 7692 5, 7).
+
+    None when the server declined; otherwise the PmdParams of the first valid
+    offer the response is an acceptance of.  Fail when the response is one a
+    client MUST fail the connection for (7: unknown, duplicate or invalid
+    parameters; a response no offer allows) or names an extension we cannot
+    speak.
+    """
+    if not resp_lines:
+        return None
+    shown = ", ".join(repr(v) for v in resp_lines)
+    if len(resp_lines) > 1:
+        raise Fail(f"handshake: {len(resp_lines)} Sec-WebSocket-Extensions lines in the response: {shown}")
+    try:
+        exts = parse_extension_list(resp_lines[0])
+    except ValueError as e:
+        raise Fail(f"handshake: malformed Sec-WebSocket-Extensions in the response {shown}: {e}")
+    try:
+        offers = parse_extension_list(", ".join(offer_lines))
+    except ValueError:
+        raise Fail(f"handshake: the server accepted {shown} from an offer that breaks RFC 6455 9.1's grammar")
+    if len(exts) != 1:
+        raise Fail(f"handshake: the response names {len(exts)} extensions: {shown}")
+    name, params = exts[0]
+    if name != PMD:
+        raise Fail(f"handshake: the server accepted {name!r}, "
+                   + ("which was not offered" if name not in {n for n, _ in offers} else "which this client cannot speak"))
+    resp = {}
+    for param, val in params:
+        if param not in PMD_PARAMS:
+            raise Fail(f"handshake: unknown parameter {param!r} in the response {shown} (RFC 7692 7)")
+        if param in resp:
+            raise Fail(f"handshake: {param} twice in the response {shown} (RFC 7692 7)")
+        if param.endswith("context_takeover") and val is not None:
+            raise Fail(f"handshake: {param} with a value in the response {shown} (RFC 7692 7.1.1)")
+        if param.endswith("window_bits") and (val is None or not WINDOW_BITS_RE.fullmatch(val)):
+            raise Fail(f"handshake: invalid {param} in the response {shown}: a value 8..15 is required (RFC 7692 7.1.2)")
+        resp[param] = val
+    reasons = []
+    for index, (oname, oparams) in enumerate(offers):
+        if oname != PMD:
+            continue
+        problem = pmd_offer_problem(oparams)
+        if problem is not None:
+            reasons.append(f"offer {index + 1} must be declined ({problem})")
+            continue
+        why = pmd_mismatch(dict(oparams), resp)
+        if why is None:
+            return PmdParams(dict(oparams), resp, index)
+        reasons.append(f"offer {index + 1}: {why}")
+    raise Fail(f"handshake: the response {shown} accepts none of the offers: " + "; ".join(reasons))
+
+
+def fmt_pmd(params):
+    """A parameter dict as it would be written after 'permessage-deflate'."""
+    if params is None:
+        return "no extension"
+    parts = [PMD] + [k if v is None else f"{k}={v}" for k, v in sorted(params.items(), key=lambda kv: PMD_PARAMS.index(kv[0]))]
+    return "; ".join(parts)
+
+
+def inflate_run(d, src, strict):
+    """Feed src to the decompressor d; (output, rest after the stream's end or None).
+
+    strict lets zlib write one output byte per call, so every back-reference
+    has to reach into its window (2^bits bytes): in a single large call
+    zlib also copies from the output of that same call, and a distance
+    larger than the window would pass unnoticed.
+    """
+    if not strict:
+        out = d.decompress(src)
+        return out, (d.unused_data if d.eof else None)
+    parts, i, tail = [], 0, b""
+    while not d.eof:
+        if not tail and i < len(src):
+            tail, i = src[i:i + 64], i + 64
+        before = len(tail)
+        o = d.decompress(tail, 1)
+        tail = d.unconsumed_tail
+        if o:
+            parts.append(o)
+        elif not tail and i >= len(src):
+            break
+        elif tail and len(tail) == before:
+            raise zlib.error("no progress")
+    # At the end of the stream unused_data holds what was left of the last
+    # call's input (unconsumed_tail may still repeat it).
+    return b"".join(parts), ((d.unused_data + src[i:]) if d.eof else None)
+
+
+class PmdInflater:
+    """The receiver of one direction: a raw-deflate decompressor kept across messages.
+
+    A message that ends the DEFLATE stream (a block with BFINAL set, RFC 7692
+    7.2.3.4) is followed by a fresh decompressor, as the sender had to reset.
+    """
+
+    def __init__(self, bits):
+        self.bits = bits
+        self.d = None
+
+    def message(self, data, strict):
+        src = data + TAIL
+        parts = []
+        while True:
+            if self.d is None:
+                self.d = zlib.decompressobj(-self.bits)
+            out, rest = inflate_run(self.d, src, strict)
+            parts.append(out)
+            if rest is None:
+                return b"".join(parts)
+            self.d = None
+            if rest == TAIL or rest == b"":
+                return b"".join(parts)
+            if not rest.endswith(TAIL):
+                raise zlib.error(f"{len(rest)} bytes after the end of the DEFLATE stream")
+            src = rest
+
+
+def pmd_frames(op, z, frag=None):
+    """A compressed message: RSV1 on its first frame only (RFC 7692 6.1), split into frag-byte frames."""
+    if frag is None:
+        return frame(op, z, rsv=4)
+    parts = [z[i:i + frag] for i in range(0, len(z), frag)] or [b""]
+    return b"".join(frame(op if k == 0 else OP_CONT, part, fin=k == len(parts) - 1, rsv=4 if k == 0 else 0)
+                    for k, part in enumerate(parts))
+
+
+def deflate_once(data, bits=15, level=6, flush=zlib.Z_SYNC_FLUSH):
+    """data compressed from an empty window, the sync flush's tail removed."""
+    c = zlib.compressobj(level, zlib.DEFLATED, -max(9, bits))
+    z = c.compress(data) + c.flush(flush)
+    return z[:-4] if flush == zlib.Z_SYNC_FLUSH else z
+
+
+@functools.lru_cache(maxsize=None)
+def zeros_block():
+    """1 MiB of zeros deflated after a full flush: it needs no earlier data, so it can be repeated."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    c.compress(bytes(MIB))
+    c.flush(zlib.Z_FULL_FLUSH)
+    block = c.compress(bytes(MIB)) + c.flush(zlib.Z_FULL_FLUSH)
+    assert block.endswith(TAIL)
+    return block
+
+
+def deflated_zeros(n):
+    """The payload of a compressed message of n zero bytes (a 'decompression bomb'), made cheaply."""
+    whole, rest = divmod(n, MIB)
+    z = zeros_block() * whole
+    if rest or not z:
+        z += deflate_once(bytes(rest), level=9) + TAIL
+    return z[:-4]
+
+
+def utf8_cut(buf, n):
+    """The first n bytes of valid UTF-8 buf, still valid: a character cut at the end becomes '.' padding."""
+    if len(buf) <= n:
+        return buf + b"." * (n - len(buf))
+    i = n
+    while i > 0 and (buf[i] & 0xC0) == 0x80:
+        i -= 1
+    return buf[:i] + b"." * (n - i)
+
+
+PROSE_WORDS = ("the of and to in is was that for on with as by at from it this be are have not but what all were "
+               "when we there can an your which their said if do will each about how up out them then she many "
+               "some so these would other into has more her two like him see time could no make than first "
+               "socket message frame server client window deflate stream buffer latency throughput "
+               "κόσμε λόγος ἀρχή naïve café façade Straße über señor jalapeño smörgåsbord "
+               "東京 数据 压缩 窗口 сообщение данные сервер €5 £3 ¥100 𝄞 😀 ✓").split()
+
+
+@functools.lru_cache(maxsize=None)
+def corpus(kind):
+    """640 KiB of one kind of payload, deterministic; text kinds are valid UTF-8."""
+    rng = random.Random(kind)
+    size = 640 * KIB
+    if kind == "art":
+        out = text_payload(size)
+    elif kind == "json":
+        recs, n = [], 0
+        while n < size:
+            rec = {"id": len(recs), "user": f"user-{rng.randrange(5000)}",
+                   "name": " ".join(rng.choice(PROSE_WORDS) for _ in range(rng.randint(1, 3))),
+                   "score": round(rng.random() * 1000, 3), "active": rng.random() < 0.5,
+                   "tags": rng.sample(PROSE_WORDS[:60], rng.randint(0, 4)),
+                   "geo": {"lat": round(rng.uniform(-90, 90), 5), "lon": round(rng.uniform(-180, 180), 5)}}
+            line = json.dumps(rec, ensure_ascii=False)
+            recs.append(line)
+            n += len(line.encode()) + 2
+        out = ("[" + ",\n".join(recs) + "]").encode()
+    elif kind == "prose":
+        weights = [1.0 / (k + 1) for k in range(len(PROSE_WORDS))]
+        words = rng.choices(PROSE_WORDS, weights, k=size // 4)
+        out = " ".join(words).encode()
+    elif kind == "struct":
+        recs = bytearray()
+        t = 1_700_000_000_000
+        k = 0
+        while len(recs) < size:
+            t += rng.randint(1, 50)
+            recs += struct.pack("<IQhHd8s", k, t, rng.randint(-300, 300), rng.choice((200, 204, 301, 404, 500)),
+                                round(rng.random() * 100, 2), rng.choice((b"GET\0\0\0\0\0", b"POST\0\0\0\0", b"PUT\0\0\0\0\0")))
+            k += 1
+        out = bytes(recs)
+    else:
+        out = rng.randbytes(size)
+    return out[:size] if kind in ("struct", "random") else utf8_cut(out, size)
+
+
+def sample(kind, n, i):
+    """Message i of n bytes cut from the kind's corpus at an offset of its own."""
+    c = corpus(kind)
+    off = (i * 104_729 + n * 31) % (len(c) - n - 8) if n else 0
+    if kind in ("struct", "random"):
+        return c[off:off + n]
+    while (c[off] & 0xC0) == 0x80:
+        off += 1
+    return utf8_cut(c[off:off + n + 8], n)
+
+
+def window_probe(bits_list, seed="probe"):
+    """Binary data whose repeats sit just inside and just outside each window size.
+
+    A 48-byte random block recurs at distances around 2^bits - 262 (zlib's
+    longest match distance for that window), just under 2^bits, and past it,
+    so a compressor using a larger window than agreed reaches too far back.
+    """
+    rng = random.Random(seed)
+    out = bytearray()
+    for bits in sorted(set(bits_list)):
+        if bits >= 15:
+            continue
+        w = 1 << max(bits, 8)
+        for d in (w - 300, w - 262, w - 16, w + 64, w + 300, 2 * w):
+            if d < 96:
+                continue
+            blk = rng.randbytes(48)
+            out += blk + rng.randbytes(d - 48) + blk
+    return bytes(out)
+
+
+# ---------------------------------------------------------------------------
 # The raw client
 
 
@@ -229,8 +638,19 @@ class Conn:
     server sends that breaks RFC 6455 raises Fail at once.
     """
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, offer=None, addr=None):
         self.ctx = ctx
+        self.addr = addr or ctx.addr
+        # Sec-WebSocket-Extensions lines to send (a string or a list of
+        # lines); None sends none and then no extension may come back.
+        self.offer = [offer] if isinstance(offer, str) else offer
+        self.ext_response = []     # the response's Sec-WebSocket-Extensions lines
+        self.pmd = None            # PmdParams when permessage-deflate is in force
+        self.deflater = None       # our compressor, kept across messages (context takeover)
+        self.inflater = None       # the server's messages, one decompressor across messages
+        self.msg_rsv1 = False      # RSV1 on the first frame of the message being received
+        self.compressed = []       # per data message received: did it come with RSV1?
+        self.wire = []             # per data message received: (payload bytes on the wire, sha1 of them)
         self.deadline = ctx.deadline
         self.rng = ctx.rng
         self.buf = bytearray()
@@ -245,9 +665,9 @@ class Conn:
         self.sent_close = False
         self.server_pings = 0
         self.pending = []
-        host, port = ctx.addr
+        host, port = self.addr
         try:
-            self.sock = socket.create_connection(ctx.addr, timeout=max(0.1, self.remaining()))
+            self.sock = socket.create_connection(self.addr, timeout=max(0.1, self.remaining()))
         except OSError as e:
             raise Fail(f"cannot connect to {host}:{port}: {e}")
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -345,11 +765,12 @@ class Conn:
     # -- handshake
 
     def handshake(self):
-        host, port = self.ctx.addr
+        host, port = self.addr
         key = base64.b64encode(os.urandom(16)).decode()
+        ext = "".join(f"Sec-WebSocket-Extensions: {line}\r\n" for line in self.offer or ())
         req = (f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-               f"Sec-WebSocket-Version: 13\r\nOrigin: http://{host}:{port}\r\n\r\n")
+               f"Sec-WebSocket-Version: 13\r\nOrigin: http://{host}:{port}\r\n{ext}\r\n")
         self.send(req.encode())
         while b"\r\n\r\n" not in self.buf:
             if self.ended:
@@ -379,8 +800,14 @@ class Conn:
         accept = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
         if headers.get("sec-websocket-accept") != [accept]:
             raise Fail(f"handshake: Sec-WebSocket-Accept is {headers.get('sec-websocket-accept')}, expected {accept}")
-        if "sec-websocket-extensions" in headers:
-            raise Fail(f"handshake: server accepted extensions nobody offered: {headers['sec-websocket-extensions']}")
+        if self.offer is None:
+            if "sec-websocket-extensions" in headers:
+                raise Fail(f"handshake: server accepted extensions nobody offered: {headers['sec-websocket-extensions']}")
+        else:
+            self.ext_response = headers.get("sec-websocket-extensions", [])
+            self.pmd = check_pmd_response(self.offer, self.ext_response)
+            if self.pmd is not None:
+                self.inflater = PmdInflater(self.pmd.server_bits)
         if "sec-websocket-protocol" in headers:
             raise Fail(f"handshake: server chose a subprotocol nobody offered: {headers['sec-websocket-protocol']}")
 
@@ -445,10 +872,18 @@ class Conn:
         if masked:
             raise Fail(f"server sent a masked {name} frame (RFC 6455 5.1)")
         if rsv:
-            raise Fail(f"server set RSV bits {rsv:03b} on a {name} frame with no extension negotiated (RFC 6455 5.2)")
+            if self.pmd is None:
+                raise Fail(f"server set RSV bits {rsv:03b} on a {name} frame with no extension negotiated (RFC 6455 5.2)")
+            if rsv != 4:
+                raise Fail(f"server set RSV bits {rsv:03b} on a {name} frame; permessage-deflate defines only RSV1 "
+                           "(RFC 6455 5.2, RFC 7692 6)")
+            if op not in (OP_TEXT, OP_BINARY):
+                raise Fail(f"server set RSV1 on a {name} frame; permessage-deflate allows it only on the first "
+                           "frame of a data message (RFC 7692 6, 6.1)")
         if op in (OP_TEXT, OP_BINARY):
             if self.frag_op is not None:
                 raise Fail("server started a new message inside its own fragmented message (RFC 6455 5.4)")
+            self.msg_rsv1 = rsv == 4
             if fin:
                 self.frames_in_last_message = 1
                 return self._message(op, payload)
@@ -489,11 +924,73 @@ class Conn:
         raise Fail(f"server sent a frame with reserved opcode {op:#x}")
 
     def _message(self, op, data):
+        compressed, self.msg_rsv1 = self.msg_rsv1, False
+        if self.pmd is not None:
+            self.compressed.append(compressed)
+            self.wire.append((len(data), hashlib.sha1(data).hexdigest()))
+        if compressed:
+            data = self._inflate(data)
         if op == OP_TEXT:
             if not utf8_valid(data):
                 raise Fail(f"server sent a text message that is not UTF-8 ({len(data)} bytes)")
             return ("text", data)
         return ("binary", data)
+
+    # -- permessage-deflate
+
+    def _inflate(self, data):
+        """A compressed message from the server, inflated as RFC 7692 7.2.2 says.
+
+        Decoded with exactly the agreed server window (strictly: see
+        inflate_run).  With context takeover one decompressor reads all the
+        server's messages; with server_no_context_takeover every message must
+        also inflate on its own, from an empty window, and a decompressor kept
+        across messages must read them too.
+        """
+        p, n = self.pmd, len(self.compressed)
+        strict = p.server_bits < 15
+        try:
+            if p.server_nct:
+                out = PmdInflater(p.server_bits).message(data, strict)
+            else:
+                out = self.inflater.message(data, strict)
+        except zlib.error as e:
+            how = "on its own (server_no_context_takeover: from an empty window)" if p.server_nct else \
+                "with the decompressor kept across the server's messages (context takeover)"
+            raise Fail(f"server's compressed message #{n} ({len(data)} bytes, {hexs(data)}) does not inflate "
+                       f"with the agreed {p.server_bits}-bit window {how}: {e}")
+        if p.server_nct:
+            try:
+                kept = self.inflater.message(data, False)
+            except zlib.error as e:
+                raise Fail(f"server's compressed message #{n} inflates on its own but not with a decompressor "
+                           f"kept across its messages: {e}")
+            if kept != out:
+                raise Fail(f"server's compressed message #{n} inflates differently on its own and with a "
+                           "decompressor kept across messages")
+        return out
+
+    def deflate(self, data, takeover=True, level=6):
+        """data compressed as a permessage-deflate message payload (RFC 7692 7.2.1).
+
+        With takeover (and unless client_no_context_takeover is in force) one
+        compressor is kept across our messages, so they may refer to earlier
+        ones; otherwise every message starts from an empty window.  The window
+        is the agreed client_max_window_bits (8 runs as 9, whose matches reach
+        at most 250 bytes back, inside an 8-bit window).
+        """
+        p = self.pmd
+        if not data:
+            return b"\x00"  # RFC 7692 7.2.3.6
+        if takeover and not p.client_resets:
+            if self.deflater is None:
+                self.deflater = zlib.compressobj(level, zlib.DEFLATED, -max(9, p.client_bits))
+            c = self.deflater
+        else:
+            c = zlib.compressobj(level, zlib.DEFLATED, -max(9, p.client_bits))
+        z = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+        assert z.endswith(TAIL), "zlib's sync flush did not end in 00 00 ff ff"
+        return z[:-4]
 
 
 # ---------------------------------------------------------------------------
@@ -672,21 +1169,25 @@ FAMILIES = {
     "9": "limits and large payloads (RFC 6455 10.4)",
     "10": "auto-fragmentation of echoes (RFC 6455 5.4)",
     "11": "server shutdown (RFC 6455 7.4.1 code 1001)",
+    "12": "permessage-deflate, different payloads (RFC 7692 6, 7.2)",
+    "13": "permessage-deflate, negotiation parameters (RFC 7692 5, 7, 7.1)",
+    "14": "permessage-deflate, framing, failures and limits (RFC 7692 6, 7.2; RFC 6455 5.2, 7.4.1)",
 }
 
 
 class Case:
-    def __init__(self, cid, title, expect, fn, budget, phase):
+    def __init__(self, cid, title, expect, fn, budget, phase, target=None):
         self.id, self.title, self.expect, self.fn = cid, title, expect, fn
         self.budget, self.phase = budget, phase
+        self.target = target  # the Server it runs against; None: the main one
         self.result, self.reason, self.elapsed = None, "", 0.0
 
 
 CASES = []
 
 
-def case(cid, title, expect, fn, budget=5.0, phase="light"):
-    CASES.append(Case(cid, title, expect, fn, budget, phase))
+def case(cid, title, expect, fn, budget=5.0, phase="light", target=None):
+    CASES.append(Case(cid, title, expect, fn, budget, phase, target))
 
 
 class Ctx:
@@ -694,7 +1195,10 @@ class Ctx:
 
     def __init__(self, suite, c):
         self.suite = suite
-        self.addr = suite.addr
+        self.target = c.target or suite.main
+        self.addr = self.target.addr
+        self.mode = self.target.mode      # the server's --compression (or 'any')
+        self.windlass = suite.managed     # windlass-specific expectations apply
         self.deadline = min(time.monotonic() + c.budget * suite.scale, suite.global_deadline)
         self.close_wait = 2.0 * suite.scale
         self.fast_wait = 1.0 * suite.scale
@@ -702,8 +1206,8 @@ class Ctx:
         self.conns = []
         self.notes = []
 
-    def conn(self):
-        c = Conn(self)
+    def conn(self, offer=None):
+        c = Conn(self, offer)
         self.conns.append(c)
         return c
 
@@ -1483,55 +1987,812 @@ def register_shutdown(suite):
 
 
 # ---------------------------------------------------------------------------
+# 12-14 permessage-deflate (RFC 7692)
+#
+# Run against each server the suite starts with --compression (shared,
+# per-connection: case ids end in /shared, /per-connection), a few against
+# the plain server (/off), and against WINDLASS_CONFORMANCE_URL when
+# WINDLASS_CONFORMANCE_COMPRESSION=any (/any; RFC checks only, none of the
+# windlass-specific expectations).
+
+BROWSER_OFFER = "permessage-deflate; client_max_window_bits"  # what Chrome and Firefox send
+MIN_SIZE = 64  # windlass's CompressionOptions::min_size: shorter messages are sent uncompressed
+HELLO = ("text", b"Hello")
+
+
+def expected_for(mode, pc):
+    """windlass's response for a target: pc is the per-connection answer; shared adds server_no_context_takeover."""
+    if pc is None or mode == "off":
+        return None
+    if mode == "shared":
+        return {"server_no_context_takeover": None, **pc}
+    return dict(pc)
+
+
+def expect_pmd(ctx, c, pc, must_decline=False):
+    """The negotiation's outcome: declined when RFC 7692 7 says MUST; windlass's exact answer when managed."""
+    got = c.pmd.resp if c.pmd is not None else None
+    shown = ", ".join(repr(v) for v in c.ext_response) or "no Sec-WebSocket-Extensions"
+    if must_decline and got is not None:
+        raise Fail(f"the server accepted an offer it MUST decline (RFC 7692 7): answered {shown}")
+    if ctx.windlass:
+        want = expected_for(ctx.mode, pc)
+        if got != want:
+            raise Fail(f"answered {shown}, expected {fmt_pmd(want)}")
+
+
+def pmd_conn(ctx, offer=BROWSER_OFFER, pc=None):
+    """A connection on which permessage-deflate must be in force (windlass: answered as pc says)."""
+    c = ctx.conn(offer=offer)
+    if c.pmd is None:
+        shown = ", ".join(c.ext_response) or "no Sec-WebSocket-Extensions"
+        raise Fail(f"permessage-deflate was not negotiated for the offer {offer!r} ({shown})")
+    expect_pmd(ctx, c, pc if pc is not None else {})
+    return c
+
+
+def pmd_build(c, msgs, takeover=True):
+    """Wire bytes for msgs [(op, payload, how)] and the expected (messages, pongs).
+
+    how: 'z' compressed, ('frag', n) compressed in n fragments, ('fragsize', b)
+    compressed in b-byte fragments, 'plain' uncompressed (RSV1 clear), 'ping'.
+    Without permessage-deflate in force everything is sent plain.
+    """
+    data, want, pongs = [], [], []
+    for op, payload, how in msgs:
+        if how == "ping":
+            data.append(frame(OP_PING, payload))
+            pongs.append(("pong", payload))
+            continue
+        if how == "plain" or c.pmd is None:
+            data.append(frame(op, payload))
+        else:
+            z = c.deflate(payload, takeover)
+            frag = None
+            if isinstance(how, tuple):
+                frag = max(1, -(-len(z) // how[1])) if how[0] == "frag" else how[1]
+            data.append(pmd_frames(op, z, frag))
+        want.append((kind_of(op), payload))
+    return b"".join(data), want, pongs
+
+
+def check_min_size(ctx, c, want, first):
+    """windlass compresses exactly the echoes of MIN_SIZE bytes or more."""
+    if not ctx.windlass or c.pmd is None:
+        return
+    for k, (_, payload) in enumerate(want):
+        flag = c.compressed[first + k]
+        if flag != (len(payload) >= MIN_SIZE):
+            raise Fail(f"echo #{k + 1} ({len(payload)} bytes) came {'compressed' if flag else 'uncompressed'}; "
+                       f"windlass compresses the messages of {MIN_SIZE} bytes or more, and only those")
+
+
+def wire_note(c, want, first):
+    n = len(want)
+    if c.pmd is None or n == 0:
+        return "no compression"
+    raw = sum(len(p) for _, p in want)
+    wire = sum(w for w, _ in c.wire[first:first + n])
+    comp = sum(c.compressed[first:first + n])
+    return f"{n} echoes, {raw} bytes in {wire} on the wire, {comp} compressed; {c.pmd.describe()}"
+
+
+def pmd_echo(ctx, c, msgs, takeover=True, chunks=None):
+    """Send msgs, expect their echoes (inflated, byte-exact) and pongs in order, then a clean close."""
+    data, want, pongs = pmd_build(c, msgs, takeover)
+    first = len(c.compressed)
+    c.send(data, chunks)
+    expect_echo(c, want, pongs)
+    check_min_size(ctx, c, want, first)
+    ctx.note(wire_note(c, want, first))
+    return want
+
+
+def size_label(n):
+    return f"{n // MIB} MiB" if n >= MIB and n % MIB == 0 else f"{n // KIB} KiB" if n >= KIB and n % KIB == 0 else f"{n} B"
+
+
+PMD_KINDS = [
+    (1, "artificial text (a repeated UTF-8 phrase)", OP_TEXT, "art"),
+    (2, "JSON records (UTF-8)", OP_TEXT, "json"),
+    (3, "prose in several scripts (UTF-8)", OP_TEXT, "prose"),
+    (4, "binary records (compressible)", OP_BINARY, "struct"),
+    (5, "random binary (incompressible)", OP_BINARY, "random"),
+]
+PMD_SIZES = [(16, 100), (64, 100), (256, 100), (KIB, 64), (4 * KIB, 32), (16 * KIB, 16), (64 * KIB, 8), (128 * KIB, 4)]
+ECHO_EXPECT = ("echoed in order, byte-exact after inflating with the agreed window (one decompressor across the "
+               "server's messages; each alone too with server_no_context_takeover); windlass compresses the "
+               f"echoes of {MIN_SIZE} B or more; clean close")
+
+
+def mixed_msgs(seed, n):
+    rng = random.Random(seed)
+    kinds = [("art", OP_TEXT), ("json", OP_TEXT), ("prose", OP_TEXT), ("struct", OP_BINARY), ("random", OP_BINARY)]
+    msgs = []
+    for k in range(n):
+        kind, op = rng.choice(kinds)
+        size = rng.choice((0, 1, 15, 63, 64, 65, 200, 1000, 5000, 20000, 65536))
+        how = rng.choice(("z", "z", "z", "plain", ("frag", rng.choice((2, 3, 7)))))
+        msgs.append((op, sample(kind, size, k), how))
+        if k % 10 == 9:
+            msgs.append((OP_PING, f"ping {k}".encode(), "ping"))
+    return msgs
+
+
+def register_pmd_payloads(t):
+    sfx = t.suffix
+    for sub, title, op, kind in PMD_KINDS:
+        for half, takeover in ((0, True), (1, False)):
+            for i, (n, count) in enumerate(PMD_SIZES, 1):
+                def fn(ctx, op=op, kind=kind, n=n, count=count, takeover=takeover):
+                    c = pmd_conn(ctx)
+                    pmd_echo(ctx, c, [(op, sample(kind, n, k), "z") for k in range(count)], takeover)
+                how = "one compressor kept across messages (client context takeover)" if takeover else \
+                    "a fresh compressor per message (no client context takeover)"
+                case(f"12.{sub}.{half * len(PMD_SIZES) + i}{sfx}",
+                     f"{count} x {title} of {size_label(n)}, offer '{BROWSER_OFFER}', {how}",
+                     ECHO_EXPECT, fn, budget=15, target=t)
+
+    def mixed(takeover):
+        def fn(ctx):
+            c = pmd_conn(ctx)
+            pmd_echo(ctx, c, mixed_msgs(f"mixed{takeover}", 120), takeover)
+        return fn
+    case(f"12.6.1{sfx}", "120 messages of mixed kinds and sizes (0 B-64 KiB): compressed with context takeover, "
+         "plain (RSV1 clear) and compressed in 2-7 fragments, a ping after every 10th, in one write",
+         "echoes and pongs in order, byte-exact; " + ECHO_EXPECT.split("; ", 1)[1], mixed(True), budget=15, target=t)
+    case(f"12.6.2{sfx}", "the same mix with a fresh compressor per message, in random write sizes",
+         "echoes and pongs in order, byte-exact", lambda ctx: pmd_echo(ctx, pmd_conn(ctx), mixed_msgs("mixedF", 120),
+                                                                      False, "random"), budget=15, target=t)
+
+    def interleaved(ctx):
+        conns = [pmd_conn(ctx) for _ in range(8)]
+        for r in range(12):
+            sent = []
+            for j, c in enumerate(conns):
+                p = sample("prose", 1500 + 100 * j, r * 8 + j)
+                c.send(pmd_frames(OP_TEXT, c.deflate(p)))
+                sent.append(p)
+            for j, (c, p) in enumerate(zip(conns, sent)):
+                msgs, _ = read_items(c, 1)
+                compare(f"round {r + 1}, connection {j + 1}: echo", [("text", p)], msgs)
+        for c in conns:
+            close_handshake(c)
+        ctx.note(conns[0].pmd.describe())
+    case(f"12.6.3{sfx}", "8 connections, 12 rounds: each sends a compressed text, then every echo is read",
+         "every echo inflates with its own connection's context, byte-exact (the server keeps windows apart, "
+         "or resets a shared compressor between messages)", interleaved, budget=15, target=t)
+
+    def repeated(ctx):
+        c = pmd_conn(ctx)
+        p = sample("json", 8192, 7)
+        pmd_echo(ctx, c, [(OP_TEXT, p, "z")] * 20)
+        sizes = [w for w, _ in c.wire]
+        ctx.note(f"echo sizes on the wire: {sizes[0]}, then {min(sizes[1:])}-{max(sizes[1:])} bytes")
+        if not ctx.windlass:
+            return
+        if c.pmd.server_nct:
+            if len({h for _, h in c.wire}) != 1:
+                raise Fail(f"with server_no_context_takeover every echo of the same message should be the same bytes "
+                           f"(the shared compressor starts each from an empty window); sizes {sizes}")
+        elif max(sizes[1:]) * 4 > sizes[0]:
+            raise Fail(f"with context takeover the repeated echoes should refer to the first one; sizes {sizes}")
+    case(f"12.6.4{sfx}", "the same 8 KiB JSON text 20 times, compressed with context takeover",
+         "20 exact echoes; windlass per-connection: echoes 2-20 under 1/4 of the first (context takeover); "
+         "shared: all 20 echoes the same bytes (no context takeover)", repeated, target=t)
+
+
+# (title, offer, per-connection answer or None when declined, RFC 7692 7 says MUST decline)
+NEGOTIATIONS = [
+    ("13.1", "parameters without values", [
+        ("permessage-deflate", {}, False),
+        ("permessage-deflate; client_max_window_bits", {}, False),
+        ("permessage-deflate; server_no_context_takeover", {"server_no_context_takeover": None}, False),
+        ("permessage-deflate; client_no_context_takeover", {"client_no_context_takeover": None}, False),
+        ("permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+         {"server_no_context_takeover": None, "client_no_context_takeover": None}, False),
+        ("permessage-deflate; client_max_window_bits; server_no_context_takeover; client_no_context_takeover",
+         {"server_no_context_takeover": None, "client_no_context_takeover": None}, False),
+        ("permessage-deflate;server_no_context_takeover", {"server_no_context_takeover": None}, False),
+        ('permessage-deflate; server_max_window_bits="10"; client_max_window_bits="12"',
+         {"server_max_window_bits": "10", "client_max_window_bits": "12"}, False),
+    ]),
+    ("13.2", "server_max_window_bits", [
+        (f"permessage-deflate; server_max_window_bits={b}", {"server_max_window_bits": str(b)}, False)
+        for b in range(8, 16)]),
+    ("13.3", "client_max_window_bits", [
+        (f"permessage-deflate; client_max_window_bits={b}", {"client_max_window_bits": str(b)} if b < 15 else {}, False)
+        for b in range(8, 16)]),
+    ("13.4", "both windows and context takeover", [
+        ("permessage-deflate; server_max_window_bits=9; client_max_window_bits=15", {"server_max_window_bits": "9"}, False),
+        ("permessage-deflate; server_max_window_bits=15; client_max_window_bits=9",
+         {"server_max_window_bits": "15", "client_max_window_bits": "9"}, False),
+        ("permessage-deflate; server_max_window_bits=8; client_max_window_bits=8",
+         {"server_max_window_bits": "8", "client_max_window_bits": "8"}, False),
+        ("permessage-deflate; server_max_window_bits=12; client_max_window_bits=10; client_no_context_takeover",
+         {"client_no_context_takeover": None, "server_max_window_bits": "12", "client_max_window_bits": "10"}, False),
+        ("permessage-deflate; server_no_context_takeover; server_max_window_bits=10; client_no_context_takeover; "
+         "client_max_window_bits=9", {"server_no_context_takeover": None, "client_no_context_takeover": None,
+                                      "server_max_window_bits": "10", "client_max_window_bits": "9"}, False),
+        ("permessage-deflate; server_max_window_bits=11; client_max_window_bits", {"server_max_window_bits": "11"}, False),
+        ("permessage-deflate; server_no_context_takeover; server_max_window_bits=8",
+         {"server_no_context_takeover": None, "server_max_window_bits": "8"}, False),
+    ]),
+    ("13.5", "several offers (RFC 7692 5: in order of preference)", [
+        ("permessage-deflate; foo, permessage-deflate; server_max_window_bits=10", {"server_max_window_bits": "10"}, False),
+        ("permessage-deflate; server_max_window_bits=16, permessage-deflate; client_max_window_bits=9",
+         {"client_max_window_bits": "9"}, False),
+        ("permessage-deflate; server_max_window_bits=12; client_max_window_bits=12, permessage-deflate",
+         {"server_max_window_bits": "12", "client_max_window_bits": "12"}, False),
+        ("permessage-deflate; client_no_context_takeover; client_max_window_bits=8, "
+         "permessage-deflate; client_max_window_bits, permessage-deflate",
+         {"client_no_context_takeover": None, "client_max_window_bits": "8"}, False),
+        ("x-webkit-deflate-frame; no_context_takeover, permessage-deflate; client_max_window_bits=10",
+         {"client_max_window_bits": "10"}, False),
+        ("permessage-deflate; foo, permessage-deflate; bar=1", None, True),
+        ("foo-extension, bar-extension; x=1", None, False),
+        (["permessage-deflate; server_max_window_bits=11", "permessage-deflate"], {"server_max_window_bits": "11"}, False),
+        (["permessage-deflate; foo", "permessage-deflate; server_max_window_bits=11"],
+         {"server_max_window_bits": "11"}, False),
+        (["x-webkit-deflate-frame", "permessage-deflate; client_max_window_bits"], {}, False),
+    ]),
+]
+# Offers RFC 7692 7 says a server MUST decline: each alone (no extension, the
+# connection works uncompressed), then followed by a plain valid offer.
+INVALID_OFFERS = [
+    "foo", "foo=bar", "server_no_context_takeover; server_no_context_takeover",
+    "client_no_context_takeover; client_no_context_takeover",
+    "server_max_window_bits=10; server_max_window_bits=10", "client_max_window_bits; client_max_window_bits=10",
+    "server_max_window_bits", "server_max_window_bits=7", "server_max_window_bits=16", "server_max_window_bits=0",
+    "server_max_window_bits=010", 'server_max_window_bits=""', "server_max_window_bits=abc",
+    "server_max_window_bits=9.5", "server_max_window_bits=-9", "client_max_window_bits=7",
+    "client_max_window_bits=16", "client_max_window_bits=08", "server_no_context_takeover=1",
+    'client_no_context_takeover="x"',
+]
+# Headers that break RFC 6455 9.1's grammar (windlass: all declined), and odd but valid ones.
+MALFORMED_OFFERS = [
+    ("permessage-deflate;;", None),
+    ('permessage-deflate; server_max_window_bits="10', None),
+    ("permessage-deflate; =10", None),
+    ("permessage-deflate; server_max_window_bits=10 11", None),
+    ("permessage-deflate client_max_window_bits", None),
+    (", , permessage-deflate ,", {}),
+    ("permessage-deflate ;\tclient_max_window_bits=10 ", {"client_max_window_bits": "10"}),
+]
+
+
+def pmd_round_trip(ctx, c):
+    """Compressed and plain messages over an agreed (or declined) permessage-deflate.
+
+    The window probes repeat data just inside and just outside both agreed
+    windows, so a compressor that uses more than it agreed, or an inflater
+    with less than it agreed, shows.
+    """
+    p = c.pmd
+    probe = window_probe([p.server_bits, p.client_bits]) if p else b""
+    probe = probe or sample("random", 2000, 9)
+    msgs = [
+        (OP_TEXT, b"plain short text", "plain"),
+        (OP_TEXT, b"short compressed", "z"),
+        (OP_TEXT, sample("prose", 3000, 1), "z"),
+        (OP_TEXT, sample("prose", 3000, 1), "z"),
+        (OP_BINARY, probe, "z"),
+        (OP_TEXT, b"", "z"),
+        (OP_BINARY, sample("random", 1000, 2), "z"),
+        (OP_TEXT, sample("json", 20000, 3), ("frag", 3)),
+        (OP_BINARY, probe, "plain"),
+        (OP_PING, b"after the messages", "ping"),
+    ]
+    pmd_echo(ctx, c, msgs)
+
+
+def register_pmd_params(t):
+    sfx = t.suffix
+    rt = "; echoes byte-exact, the server's inflated with exactly the agreed window"
+
+    def negotiate(offer, pc, must_decline):
+        def fn(ctx):
+            c = ctx.conn(offer=offer)
+            expect_pmd(ctx, c, pc, must_decline)
+            pmd_round_trip(ctx, c)
+        return fn
+
+    def show(offer):
+        return " + ".join(f"'{line}'" for line in offer) + " (two header lines)" if isinstance(offer, list) else f"'{offer}'"
+
+    for prefix, title, rows in NEGOTIATIONS:
+        for i, (offer, pc, must_decline) in enumerate(rows, 1):
+            if t.mode == "off":
+                if prefix != "13.1" or i > 3:
+                    continue
+                expect = "no extension (compression off); echoes byte-exact"
+            elif t.mode == "any":
+                expect = ("declined (RFC 7692 7: MUST)" if must_decline else "any valid answer (RFC 7692 7)") + rt
+            else:
+                expect = f"answers '{fmt_pmd(expected_for(t.mode, pc))}'" + rt
+            case(f"{prefix}.{i}{sfx}", f"{title}: offer {show(offer)}", expect, negotiate(offer, pc, must_decline),
+                 budget=10, target=t)
+    if t.mode == "off":
+        return
+
+    def invalid(params):
+        def fn(ctx):
+            alone = f"{PMD}; {params}"
+            c = ctx.conn(offer=alone)
+            expect_pmd(ctx, c, None, must_decline=True)
+            pmd_round_trip(ctx, c)
+            c2 = ctx.conn(offer=alone + f", {PMD}")
+            expect_pmd(ctx, c2, {})
+            pmd_round_trip(ctx, c2)
+        return fn
+    for i, params in enumerate(INVALID_OFFERS, 1):
+        case(f"13.6.{i}{sfx}", f"invalid offer '{PMD}; {params}', alone and followed by '{PMD}'",
+             "alone: no extension (RFC 7692 7: MUST decline), echoes work uncompressed; followed by a valid "
+             f"offer: that one is accepted{' (windlass)' if t.mode != 'any' else ''}", invalid(params), budget=10, target=t)
+    if t.mode == "any":
+        return
+    for i, (offer, pc) in enumerate(MALFORMED_OFFERS, 1):
+        expect = ("status 101 and no extension: windlass declines a header that breaks RFC 6455 9.1's grammar "
+                  "as a whole" if pc is None else f"answers '{fmt_pmd(expected_for(t.mode, pc))}'") + "; echoes work"
+        case(f"13.7.{i}{sfx}", f"Sec-WebSocket-Extensions {offer!r}", expect, negotiate(offer, pc, False),
+             budget=10, target=t)
+
+
+def register_pmd_off(t):
+    """A compression-off server: RSV1 stays a protocol error after an offer (13.1.1-3/off decline it)."""
+    def rsv1(ctx):
+        c = ctx.conn(offer=BROWSER_OFFER)
+        expect_pmd(ctx, c, None)
+        c.send(frame(OP_TEXT, RFC_HELLO, rsv=4))
+        expect_close(c, {1002})
+    case(f"14.3.1{t.suffix}", "offer declined by a server with compression off, then a compressed 'Hello' (RSV1)",
+         "close 1002 (RFC 6455 5.2: RSV1 with no extension negotiated), no echo", rsv1, target=t)
+
+
+RFC_HELLO = bytes.fromhex("f248cdc9c90700")  # RFC 7692 7.2.3.1
+
+
+def register_pmd_framing(t, suite):
+    sfx = t.suffix
+    windlass = t.mode in ("shared", "per-connection")
+
+    def raw(data, want, pongs=(), offer=BROWSER_OFFER, chunks=None):
+        def fn(ctx):
+            c = pmd_conn(ctx, offer)
+            c.send(data, chunks)
+            expect_echo(c, want, pongs)
+        return fn
+
+    def raw_close(data, codes, may_first=(), offer=BROWSER_OFFER, pc=None):
+        def fn(ctx):
+            c = pmd_conn(ctx, offer, pc)
+            c.send(data if not callable(data) else data(c))
+            got = expect_close(c, codes, may_first)
+            if may_first:
+                ctx.note(f"{len(got)} of {len(may_first)} earlier answers arrived before the close")
+        return fn
+
+    # 14.1 the examples of RFC 7692 7.2.3 byte for byte, and other senders' output
+    examples = [
+        ("'Hello' compressed, one frame (RFC 7692 7.2.3.1)", frame(OP_TEXT, RFC_HELLO, rsv=4), [HELLO]),
+        ("'Hello' compressed, 2 fragments f2 48 cd | c9 c9 07 00 (7.2.3.1)",
+         frame(OP_TEXT, bytes.fromhex("f248cd"), fin=False, rsv=4) + frame(OP_CONT, bytes.fromhex("c9c90700")), [HELLO]),
+        ("two 'Hello', the second f2 00 11 00 00 refers to the first (7.2.3.2, shared LZ77 window)",
+         frame(OP_TEXT, RFC_HELLO, rsv=4) + frame(OP_TEXT, bytes.fromhex("f200110000"), rsv=4), [HELLO, HELLO]),
+        ("'Hello' in a stored block 00 05 00 fa ff ... 00 (7.2.3.3)",
+         frame(OP_TEXT, bytes.fromhex("000500faff48656c6c6f00"), rsv=4), [HELLO]),
+        ("'Hello' in a block with BFINAL set, f3 48 cd c9 c9 07 00 00 (7.2.3.4), then 'Hello' from an empty window",
+         frame(OP_TEXT, bytes.fromhex("f348cdc9c9070000"), rsv=4) + frame(OP_TEXT, RFC_HELLO, rsv=4), [HELLO, HELLO]),
+        ("'Hello' in two DEFLATE blocks (7.2.3.5)", frame(OP_TEXT, bytes.fromhex("f24805000000ffffcac9c90700"), rsv=4),
+         [HELLO]),
+        ("empty message, payload 00 (7.2.3.6)", frame(OP_TEXT, b"\x00", rsv=4), [("text", b"")]),
+        ("binary 'Hello' compressed, then the same uncompressed, then compressed again",
+         frame(OP_BINARY, RFC_HELLO, rsv=4) + frame(OP_BINARY, b"Hello") + frame(OP_BINARY, RFC_HELLO, rsv=4),
+         [("binary", b"Hello")] * 3),
+    ]
+    for i, (title, data, want) in enumerate(examples, 1):
+        case(f"14.1.{i}{sfx}", title, "echoed as the inflated message(s); clean close", raw(data, want), target=t)
+    n = len(examples)
+
+    def senders(ctx):
+        c = pmd_conn(ctx)
+        prose = [sample("prose", 4096 + 1000 * k, 40 + k) for k in range(5)]
+        msgs = []
+        # stored blocks only (level 0), 100 KiB
+        big = sample("prose", 100 * KIB, 50)
+        msgs.append((OP_TEXT, big, deflate_once(big, level=0)))
+        # zlib strategies from a fresh compressor each
+        for k, strategy in enumerate((zlib.Z_FILTERED, zlib.Z_HUFFMAN_ONLY, zlib.Z_RLE, zlib.Z_FIXED)):
+            co = zlib.compressobj(9, zlib.DEFLATED, -15, 9, strategy)
+            msgs.append((OP_TEXT, prose[k], (co.compress(prose[k]) + co.flush(zlib.Z_SYNC_FLUSH))[:-4]))
+        # a message ending in a final block (Z_FINISH: BFINAL set, no sync flush tail)
+        msgs.append((OP_TEXT, prose[4], deflate_once(prose[4], flush=zlib.Z_FINISH)))
+        # one message of three sync-flushed parts
+        co = zlib.compressobj(6, zlib.DEFLATED, -15)
+        parts = prose[0][:1000], prose[0][1000:3000], prose[0][3000:]
+        z = b"".join(co.compress(part) + co.flush(zlib.Z_SYNC_FLUSH) for part in parts)[:-4]
+        msgs.append((OP_TEXT, prose[0], z))
+        # full flushes between messages of one compressor
+        co = zlib.compressobj(6, zlib.DEFLATED, -15)
+        for k in range(3):
+            msgs.append((OP_TEXT, prose[k], (co.compress(prose[k]) + co.flush(zlib.Z_FULL_FLUSH))[:-4]))
+        c.send(b"".join(frame(op, z, rsv=4) for op, _, z in msgs))
+        expect_echo(c, [("text", p) for _, p, _ in msgs])
+        ctx.note(f"{len(msgs)} messages")
+    n += 1
+    case(f"14.1.{n}{sfx}", "other compressors' output: stored blocks (level 0, 100 KiB); filtered, Huffman-only, "
+         "RLE and fixed-code strategies; a final block (Z_FINISH); three sync-flushed parts in one message; "
+         "full flushes", "every message echoed as sent", senders, budget=10, target=t)
+
+    def empty_rsv1(ctx):
+        c = pmd_conn(ctx)
+        c.send(frame(OP_TEXT, b"", rsv=4))
+        ctx.note(expect_echo_or_close(c, [("text", b"")], {1007}))
+        if ctx.windlass and ctx.notes[-1] != "server echoed":
+            raise Fail("windlass reads an empty compressed payload as the empty message (as ws and websockets do)")
+    n += 1
+    case(f"14.1.{n}{sfx}", "text with RSV1 and an empty payload (not what 7.2.3.6 sends, which is 00)",
+         "an empty text echo (windlass), or close 1007", empty_rsv1, target=t)
+
+    # 14.2 compressed messages in fragments: RSV1 on the first frame only (RFC 7692 6.1)
+    prose64 = sample("prose", 64 * KIB, 60)
+    text4 = sample("art", 4 * KIB, 61)
+    prose1m = sample("prose", 512 * KIB, 62) * 2
+    rnd = sample("random", 256 * KIB, 63)
+
+    def frag(payload, op=OP_TEXT, split=None, size=None, pings=False, chunks=None, empty_ends=False):
+        def fn(ctx):
+            c = pmd_conn(ctx)
+            z = c.deflate(payload)
+            if split is not None:
+                cuts = [z[k * len(z) // split:(k + 1) * len(z) // split] for k in range(split)]
+            else:
+                cuts = [z[k:k + size] for k in range(0, len(z), size)]
+            if empty_ends:
+                cuts = [b""] + cuts + [b""]
+            data, pongs = b"", []
+            for k, part in enumerate(cuts):
+                data += frame(op if k == 0 else OP_CONT, part, fin=k == len(cuts) - 1, rsv=4 if k == 0 else 0)
+                if pings and k < len(cuts) - 1:
+                    data += frame(OP_PING, f"between {k}".encode())
+                    pongs.append(("pong", f"between {k}".encode()))
+            c.send(data, chunks)
+            expect_echo(c, [(kind_of(op), payload)], pongs)
+            ctx.note(f"{len(z)} compressed bytes in {len(cuts)} frames")
+        return fn
+    frags = [
+        ("text 64 KiB compressed, 2 fragments", frag(prose64, split=2)),
+        ("text 4 KiB compressed, 1-byte fragments", frag(text4, size=1)),
+        ("text 1 MiB compressed, 997-byte fragments", frag(prose1m, size=997)),
+        ("text 64 KiB compressed, 3 fragments with a ping between each", frag(prose64, split=3, pings=True)),
+        ("text 4 KiB compressed, 3 fragments between an empty first and an empty last fragment (RSV1 on the empty first)",
+         frag(text4, split=3, empty_ends=True)),
+        ("binary 256 KiB random compressed, 4 KiB fragments", frag(rnd, op=OP_BINARY, size=4 * KIB)),
+        ("text 300 B compressed, 5 fragments, 1-byte writes 1 ms apart", frag(sample("art", 300, 64), split=5, chunks="slow")),
+    ]
+    for i, (title, fn) in enumerate(frags, 1):
+        case(f"14.2.{i}{sfx}", title, "echoed whole, byte-exact (and the pongs)", fn, budget=15, target=t)
+
+    def frag_mix(ctx):
+        c = pmd_conn(ctx)
+        a, b, p = sample("json", 6000, 70), sample("json", 6000, 71), sample("art", 3000, 72)
+        data = pmd_frames(OP_TEXT, c.deflate(a), 1000) + fragments(OP_TEXT, p, 700) + pmd_frames(OP_TEXT, c.deflate(b), 333)
+        c.send(data)
+        expect_echo(c, [("text", a), ("text", p), ("text", b)])
+    case(f"14.2.{len(frags) + 1}{sfx}", "compressed fragmented text, plain fragmented text, compressed fragmented text "
+         "(context takeover across them)", "three echoes, byte-exact", frag_mix, target=t)
+
+    # 14.3 RSV bits with permessage-deflate
+    start = 1
+    rsv_cases = [
+        ("compressed text (no FIN, RSV1), continuation with RSV1",
+         lambda c: frame(OP_TEXT, RFC_HELLO[:3], fin=False, rsv=4) + frame(OP_CONT, RFC_HELLO[3:], rsv=4), ()),
+        ("plain text (no FIN), continuation with RSV1",
+         lambda c: frame(OP_TEXT, b"Hel", fin=False) + frame(OP_CONT, b"lo", rsv=4), ()),
+        ("ping with RSV1", lambda c: frame(OP_PING, b"ping", rsv=4), ()),
+        ("pong with RSV1", lambda c: frame(OP_PONG, b"pong", rsv=4), ()),
+        ("close 1000 with RSV1", lambda c: frame(OP_CLOSE, close_payload(1000), rsv=4), ()),
+        ("compressed text with RSV1 and RSV2", lambda c: frame(OP_TEXT, RFC_HELLO, rsv=6), ()),
+        ("compressed text with RSV1 and RSV3", lambda c: frame(OP_TEXT, RFC_HELLO, rsv=5), ()),
+        ("text with RSV2", lambda c: frame(OP_TEXT, b"Hello", rsv=2), ()),
+        ("compressed 'Hello', ping with RSV1, ping",
+         lambda c: frame(OP_TEXT, RFC_HELLO, rsv=4) + frame(OP_PING, b"rsv", rsv=4) + frame(OP_PING, b"after"), [HELLO]),
+        ("compressed text (no FIN), ping with RSV1 between its fragments",
+         lambda c: frame(OP_TEXT, RFC_HELLO[:3], fin=False, rsv=4) + frame(OP_PING, b"x", rsv=4) + frame(OP_CONT, RFC_HELLO[3:]), ()),
+    ]
+    for i, (title, make, first) in enumerate(rsv_cases, start):
+        case(f"14.3.{i}{sfx}", title, "close 1002 (RFC 7692 6, 6.1: RSV1 only on the first frame of a data message)"
+             + ("; the earlier echo may come first" if first else ", no echo") + ", no pong",
+             raw_close(make, {1002}, first), target=t)
+    i += 1
+
+    def no_offer(ctx):
+        c = ctx.conn()
+        c.send(frame(OP_TEXT, RFC_HELLO, rsv=4))
+        expect_close(c, {1002})
+    case(f"14.3.{i}{sfx}", "no offer, then a compressed 'Hello' (RSV1)",
+         "close 1002 (RFC 6455 5.2: RSV1 with no extension negotiated)", no_offer, target=t)
+    i += 1
+
+    def declined(ctx):
+        c = ctx.conn(offer=f"{PMD}; foo")
+        expect_pmd(ctx, c, None, must_decline=True)
+        c.send(frame(OP_TEXT, RFC_HELLO, rsv=4))
+        expect_close(c, {1002})
+    case(f"14.3.{i}{sfx}", f"offer '{PMD}; foo' (declined), then a compressed 'Hello' (RSV1)",
+         "close 1002 (RFC 6455 5.2)", declined, target=t)
+
+    # 14.4 data that does not inflate
+    rng = random.Random("garbage")
+    while True:
+        garbage = bytes([0x05 | (rng.randrange(32) << 3)]) + rng.randbytes(63)  # BTYPE 10: a dynamic-Huffman header
+        try:
+            zlib.decompressobj(-15).decompress(garbage + TAIL)
+        except zlib.error:
+            break
+    text2k = sample("prose", 2000, 80)
+    half = deflate_once(text2k)[:len(deflate_once(text2k)) // 2]
+    # (title, frames, answers that may come first, RFC 7692 leaves the outcome open)
+    corrupt = [
+        ("block type 11 (reserved): payload 07 00", frame(OP_TEXT, b"\x07\x00", rsv=4), (), False),
+        ("stored block whose LEN and NLEN disagree: 00 05 00 00 00 'Hello'",
+         frame(OP_TEXT, bytes.fromhex("0005000000") + b"Hello", rsv=4), (), False),
+        ("a back-reference before the start of the stream: f2 00 11 00 00 as the first message",
+         frame(OP_TEXT, bytes.fromhex("f200110000"), rsv=4), (), False),
+        (f"64 bytes of garbage with a dynamic-Huffman block header ({hexs(garbage, 6)})",
+         frame(OP_BINARY, garbage, rsv=4), (), False),
+        ("the first half of a compressed 2000-byte text (ends inside a block, so the 00 00 ff ff tail does not "
+         "complete an empty stored block)", frame(OP_TEXT, half, rsv=4), (), True),
+        ("'Hello' in a final block, then ff ff (an invalid block after it)",
+         frame(OP_TEXT, bytes.fromhex("f348cdc9c90700ffff"), rsv=4), (), True),
+        ("compressed 'Hello', then a fragmented message whose second fragment is garbage",
+         frame(OP_TEXT, RFC_HELLO, rsv=4) + frame(OP_TEXT, RFC_HELLO[:4], fin=False, rsv=4) + frame(OP_CONT, b"\xff\xff\xff"),
+         [HELLO], False),
+    ]
+
+    def lenient(data):
+        def fn(ctx):
+            c = pmd_conn(ctx)
+            c.send(data)
+            try:
+                item = c.next_item()
+            except Timeout:
+                raise Fail("neither a message nor a close arrived")
+            if item[0] == "close":
+                if item[1] not in (1002, 1007, 1011):
+                    raise Fail(f"expected close 1002/1007/1011 or a message, got {fmt_close(item)}")
+                c.send(frame(OP_CLOSE, close_payload(item[1])))
+                wait_tcp_close(c)
+            else:
+                close_handshake(c)
+            ctx.note(f"answered {describe(item)}")
+        return fn
+    for i, (title, data, first, open_) in enumerate(corrupt, 1):
+        if t.mode == "any":
+            if open_:
+                case(f"14.4.{i}{sfx}", title, "RFC 7692 leaves it open: a message (whatever it inflated to) or close "
+                     "1002/1007/1011", lenient(data), target=t)
+            else:
+                case(f"14.4.{i}{sfx}", title, "close 1002, 1007 or 1011" + ("; the earlier echo may come first" if first else ""),
+                     raw_close(data, {1002, 1007, 1011}, first), target=t)
+            continue
+        expect = "close 1007 (windlass: data that does not inflate is invalid payload data, RFC 6455 7.4.1)" + \
+                 ("; the earlier echo may come first" if first else ", no echo")
+        case(f"14.4.{i}{sfx}", title, expect, raw_close(data, {1007}, first), target=t)
+    i = len(corrupt)
+    if windlass:
+        cnct = f"{PMD}; client_no_context_takeover"
+        i += 1
+        case(f"14.4.{i}{sfx}", f"offer '{cnct}' (agreed), then two 'Hello', the second referring to the first "
+             "(f2 00 11 00 00)", "the first echoed, then close 1007: windlass resets its inflater for every message "
+             "under client_no_context_takeover (7.1.1.2)",
+             raw_close(frame(OP_TEXT, RFC_HELLO, rsv=4) + frame(OP_TEXT, bytes.fromhex("f200110000"), rsv=4),
+                       {1007}, [HELLO], cnct, {"client_no_context_takeover": None}), target=t)
+        far = sample("random", 1000, 81)
+
+        def beyond(c):
+            co = zlib.compressobj(6, zlib.DEFLATED, -15)
+            first = (co.compress(far) + co.flush(zlib.Z_SYNC_FLUSH))[:-4]
+            second = (co.compress(far[:300]) + co.flush(zlib.Z_SYNC_FLUSH))[:-4]
+            return frame(OP_BINARY, first, rsv=4) + frame(OP_BINARY, second, rsv=4)
+        i += 1
+        case(f"14.4.{i}{sfx}", f"offer '{PMD}; client_max_window_bits=9' (agreed), then a random 1000-byte binary "
+             "and a message that repeats its start, 1000 bytes back (past the 512-byte window)",
+             "the first echoed, then close 1007: windlass inflates with exactly the agreed client window",
+             raw_close(beyond, {1007}, [("binary", far)], f"{PMD}; client_max_window_bits=9",
+                       {"client_max_window_bits": "9"}), target=t)
+
+    # 14.5 UTF-8 inside compressed text: checked after inflating
+    valid_big = sample("prose", 512 * KIB, 90) * 2
+
+    def two_parts(a, b, valid):
+        def fn(ctx):
+            c = pmd_conn(ctx)
+            co = zlib.compressobj(6, zlib.DEFLATED, -15)
+            z1 = co.compress(a) + co.flush(zlib.Z_SYNC_FLUSH)
+            z2 = (co.compress(b) + co.flush(zlib.Z_SYNC_FLUSH))[:-4]
+            data = frame(OP_TEXT, z1, fin=False, rsv=4) + frame(OP_CONT, z2)
+            c.send(data)
+            if valid:
+                expect_echo(c, [("text", a + b)])
+            else:
+                expect_close(c, {1007})
+        return fn
+
+    def bad_text(payload, op=OP_TEXT, before=None):
+        def fn(ctx):
+            c = pmd_conn(ctx)
+            data = b""
+            if before is not None:
+                data = pmd_frames(OP_TEXT, c.deflate(before))
+            data += pmd_frames(op, c.deflate(payload))
+            c.send(data)
+            if op == OP_BINARY:
+                expect_echo(c, [("binary", payload)])
+            else:
+                expect_close(c, {1007}, [("text", before)] if before is not None else ())
+        return fn
+    utf8 = [
+        ("compressed text 'Hello ' C0 80 ' world' (overlong)", "close 1007, no echo", bad_text(b"Hello \xc0\x80 world")),
+        ("compressed 2000 bytes of prose with a surrogate ED A0 80 in the middle", "close 1007, no echo",
+         bad_text(text2k[:1000] + b"\xed\xa0\x80" + text2k[1000:])),
+        ("compressed text ending in CE (a truncated character)", "close 1007, no echo", bad_text("κόσμε".encode() + b"\xce")),
+        ("compressed 1 MiB of valid prose with C0 80 at the end", "close 1007, no echo", bad_text(valid_big + b"\xc0\x80")),
+        ("valid compressed text, then compressed text with FF", "the first echo may come, then close 1007",
+         bad_text(b"bad \xff", before=b"good text")),
+        ("compressed binary with invalid UTF-8 (C0 80 FF)", "echoed byte-exact (binary is not UTF-8 checked)",
+         bad_text(b"\xc0\x80\xff binary", OP_BINARY)),
+        ("compressed text in 2 sync-flushed fragments, U+1D11E split between them (F0 9D | 84 9E)",
+         "echoed whole (the character is complete once inflated)", two_parts(b"abc\xf0\x9d", b"\x84\x9edef", True)),
+        ("compressed text in 2 sync-flushed fragments, F0 9D | 41 (the character never completes)",
+         "close 1007, no echo", two_parts(b"abc\xf0\x9d", b"Adef", False)),
+    ]
+    for i, (title, expect, fn) in enumerate(utf8, 1):
+        case(f"14.5.{i}{sfx}", title, expect, fn, budget=10, target=t)
+
+    # 14.6 limits: the inflated size counts (16 MiB in the echo server)
+    def bomb(n, frag=None, write_chunks=None):
+        def fn(ctx):
+            c = pmd_conn(ctx)
+            z = deflated_zeros(n)
+            c.send(pmd_frames(OP_BINARY, z, frag), write_chunks)
+            t0 = time.monotonic()
+            expect_close(c, {1009}, deadline=t0 + 2 * ctx.fast_wait)
+            ctx.note(f"{len(z)} compressed bytes; close {time.monotonic() - t0:.2f} s after the last write"
+                     + (f"; {c.send_error}" if c.send_error else ""))
+        return fn
+
+    def exact(n, op=OP_BINARY):
+        def fn(ctx):
+            c = pmd_conn(ctx)
+            if op == OP_BINARY:
+                z, p = deflated_zeros(n), bytes(n)
+            else:
+                p = sample("prose", 512 * KIB, 91) * (n // (512 * KIB))
+                z = c.deflate(p, takeover=False)
+            c.send(frame(op, z, rsv=4))
+            expect_echo(c, [(kind_of(op), p)])
+            ctx.note(f"{len(z)} compressed bytes, echo {c.wire[-1][0]} bytes on the wire")
+        return fn
+    limits = [
+        ("binary: 32 MiB of zeros compressed (33 KB), one frame", "close 1009 within 2 s (x time scale) of the last byte",
+         bomb(32 * MIB)),
+        ("binary: 1 GiB of zeros compressed (1 MB), one frame", "close 1009 within 2 s, maybe before all of it is sent",
+         bomb(1024 * MIB)),
+        ("binary: 32 MiB of zeros compressed, in 1 KiB fragments", "close 1009 within 2 s", bomb(32 * MIB, KIB)),
+        ("binary: 16 MiB of zeros compressed: exactly the limit once inflated", "echoed byte-exact",
+         exact(MAX_MESSAGE)),
+        ("binary: 16 MiB + 1 byte of zeros compressed", "close 1009", bomb(MAX_MESSAGE + 1)),
+        ("text: 8 MiB of prose compressed, one frame", "echoed byte-exact", exact(8 * MIB, OP_TEXT)),
+    ]
+    if t.mode == "any":
+        limits = limits[:3]
+    for i, (title, expect, fn) in enumerate(limits, 1):
+        case(f"14.6.{i}{sfx}", title, expect, fn, budget=30, phase="heavy", target=t)
+
+
+
+def register_pmd_server_checks(t, suite):
+    sfx = t.suffix
+    if t.proc_managed:
+        def rss(ctx):
+            hwm = t.peak_rss_kib()
+            if hwm is None:
+                raise Fail("cannot read VmHWM from /proc")
+            ctx.note(f"{hwm / 1024:.1f} MiB")
+            if hwm > suite.max_rss_mib * 1024:
+                raise Fail(f"peak RSS {hwm / 1024:.1f} MiB is over the {suite.max_rss_mib} MiB bound")
+        case(f"14.8.1{sfx}", "server peak RSS after every case above (VmHWM)", f"under {suite.max_rss_mib} MiB",
+             rss, phase="post", target=t)
+        case(f"14.8.2{sfx}", "server exit after SIGTERM", "exit status 0 within 10 s, no sanitizer report",
+             server_exit(t, suite), budget=20, phase="final", target=t)
+
+
+def server_exit(srv, suite):
+    def fn(ctx):
+        problem = srv.stop()
+        if problem:
+            raise Fail(problem)
+        ctx.note("exit status 0")
+    return fn
+
+
+def register_bomb_server(t, suite):
+    """A server with a 1 MiB limit: decompression bombs cost it at most about that much memory."""
+    def bombs(ctx):
+        base = t.peak_rss_kib()
+        conns = [pmd_conn(ctx, BROWSER_OFFER, {}) for _ in range(4)]
+        z = deflated_zeros(256 * MIB)
+        for c in conns:
+            c.send(frame(OP_BINARY, z, rsv=4))
+        for c in conns:
+            expect_close(c, {1009})
+        hwm = t.peak_rss_kib()
+        grew = (hwm - base) / 1024
+        ctx.note(f"{len(z)} compressed bytes each; peak RSS {base / 1024:.1f} -> {hwm / 1024:.1f} MiB")
+        if grew > t.bomb_bound_mib:
+            raise Fail(f"peak RSS grew {grew:.1f} MiB for 4 bombs against a 1 MiB limit (bound {t.bomb_bound_mib} MiB)")
+    case("14.7.1", "server with --max-message-size 1048576: 4 connections at once, each 256 MiB of zeros compressed "
+         "(260 KB) in one frame", f"each gets close 1009; the server's peak RSS grows less than {t.bomb_bound_mib} MiB",
+         bombs, budget=20, phase="heavy", target=t)
+
+    def at_limit(ctx):
+        c = pmd_conn(ctx, BROWSER_OFFER, {})
+        c.send(frame(OP_BINARY, deflated_zeros(MIB), rsv=4))
+        expect_echo(c, [("binary", bytes(MIB))])
+        c = pmd_conn(ctx, BROWSER_OFFER, {})
+        c.send(frame(OP_BINARY, deflated_zeros(MIB + 1), rsv=4))
+        expect_close(c, {1009})
+    case("14.7.2", "the same server: 1 MiB of zeros compressed, then 1 MiB + 1 byte on another connection",
+         "the first echoed, the second close 1009", at_limit, budget=10, phase="heavy", target=t)
+    case("14.7.3", "the same server: exit after SIGTERM", "exit status 0 within 10 s, no sanitizer report",
+         server_exit(t, suite), budget=20, phase="final", target=t)
+
+
+def register_compression(suite):
+    """Families 12, 13 and 14, each against every server in turn (so the report keeps families together)."""
+    targets = suite.pmd_targets
+    for t in targets:
+        if t.mode != "off":
+            register_pmd_payloads(t)
+    for t in targets:
+        register_pmd_params(t)
+    for t in targets:
+        if t.mode == "off":
+            register_pmd_off(t)
+        else:
+            register_pmd_framing(t, suite)
+    if suite.bomb_server is not None:
+        register_bomb_server(suite.bomb_server, suite)
+    for t in targets:
+        if t.mode != "off":
+            register_pmd_server_checks(t, suite)
+
+
+# ---------------------------------------------------------------------------
 # The run
 
 
-class Suite:
-    def __init__(self):
-        self.proc = None
-        self.managed = False  # True when this script starts (and may signal) the server
-        self.addr = None
-        self.scale = 1.0
-        self.sanitizer = ""
-        self.stderr_file = None
-        self.max_rss_mib = 200
-        self.rss_line = ""
-        self.header = []
-        self.global_deadline = float("inf")
+class Server:
+    """An echo server: one this script starts (proc_managed), or one already running."""
 
-    def start(self):
-        url = os.environ.get("WINDLASS_CONFORMANCE_URL")
-        if url:
-            host, _, port = url.rpartition(":")
-            if url.startswith("ws://"):
-                host = host[5:]
-            self.addr = (host or "127.0.0.1", int(port.strip("/")))
-            self.scale = float(os.environ.get("WINDLASS_CONFORMANCE_TIME_SCALE", "1"))
-            self.header.append(f"server: already running at {self.addr[0]}:{self.addr[1]} "
-                               "(RSS and shutdown cases skipped)")
-            return
-        binary = os.environ.get("WINDLASS_ECHO_BIN")
-        if not binary:
-            raise SystemExit("set WINDLASS_ECHO_BIN (echo server binary) or WINDLASS_CONFORMANCE_URL (host:port)")
-        try:
-            with open(binary, "rb") as f:
-                blob = f.read()
-        except OSError as e:
-            raise SystemExit(f"cannot read {binary}: {e}")
-        if b"__asan_init" in blob:
-            self.sanitizer = "ASan"
-        elif b"__tsan_init" in blob:
-            self.sanitizer = "TSan"
-        default_scale = {"ASan": 3.0, "TSan": 5.0}.get(self.sanitizer, 1.0)
-        self.scale = float(os.environ.get("WINDLASS_CONFORMANCE_TIME_SCALE", default_scale))
-        # ASan's quarantine (256 MiB by default) and shadow memory inflate RSS.
-        self.max_rss_mib = int(os.environ.get("WINDLASS_CONFORMANCE_MAX_RSS_MIB",
-                                              1024 if self.sanitizer else 200))
-        self.managed = True
+    def __init__(self, name, mode, args=(), suffix=""):
+        self.name = name          # 'main', 'shared', 'per-connection', 'bomb'
+        self.mode = mode          # its --compression: off, shared, per-connection; 'any' for a running server
+        self.args = list(args)
+        self.suffix = suffix      # appended to the ids of the compression cases run against it
+        self.proc = None
+        self.addr = None
+        self.stderr_file = None
+        self.proc_managed = True
+        self.bomb_bound_mib = 0
+        self.header = ""
+
+    def start(self, binary, scale, sanitizer):
         self.stderr_file = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([binary, "--host", "127.0.0.1", "--port", "0"], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=self.stderr_file)
-        line = self._first_line(10 * self.scale)
+        argv = [binary, "--host", "127.0.0.1", "--port", "0", *self.args]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.stderr_file)
+        line = self._first_line(10 * scale)
         m = re.fullmatch(r"listening on 127\.0\.0\.1:(\d+)", line.strip()) if line is not None else None
         if not m:
             self.proc.kill()
@@ -1540,8 +2801,9 @@ class Suite:
                              f"exit {self.proc.returncode}); stderr:\n{self.stderr_tail()}")
         self.addr = ("127.0.0.1", int(m.group(1)))
         threading.Thread(target=self._drain_stdout, daemon=True).start()
-        self.header.append(f"server: {binary} (pid {self.proc.pid}{', ' + self.sanitizer if self.sanitizer else ''}) "
-                           f"on {self.addr[0]}:{self.addr[1]}")
+        label = "server" if self.name == "main" else f"server {self.name}"
+        self.header = (f"{label}: {' '.join([binary, *self.args])} (pid {self.proc.pid}"
+                       f"{', ' + sanitizer if sanitizer else ''}) on {self.addr[0]}:{self.addr[1]}")
 
     def _first_line(self, timeout):
         fd = self.proc.stdout.fileno()
@@ -1602,18 +2864,132 @@ class Suite:
             self.proc.wait()
             return None
 
-    def stop(self):
+    def stop(self, scale=None):
         """SIGTERM the server; a description of what went wrong, or ''."""
+        scale = scale or SCALE[0]
         if self.proc.poll() is not None:
             return f"server died during the run ({describe_exit(self.proc.returncode)})"
         self.proc.send_signal(signal.SIGTERM)
-        rc = self.wait_exit(10 * self.scale)
+        rc = self.wait_exit(10 * scale)
         if rc is None:
-            return f"server still running {10 * self.scale:.0f} s after SIGTERM (killed)"
+            return f"server still running {10 * scale:.0f} s after SIGTERM (killed)"
         if rc != 0:
             return f"server {describe_exit(rc)} after SIGTERM"
         bad = self.sanitizer_report()
         return f"sanitizer report on stderr: {bad}" if bad else ""
+
+
+SCALE = [1.0]  # the suite's time scale, for Server.stop()
+
+
+class Suite:
+    def __init__(self):
+        self.main = Server("main", "off", suffix="/off")
+        self.managed = False  # True when this script starts (and may signal) the server
+        self.scale = 1.0
+        self.sanitizer = ""
+        self.binary = None
+        self.max_rss_mib = 200
+        self.rss_line = ""
+        self.header = []
+        self.global_deadline = float("inf")
+        self.pmd_targets = []   # servers the compression families (12-14) run against
+        self.extra = []         # servers started besides the main one
+        self.bomb_server = None
+
+    # The main server, as the cases of families 1-11 use it.
+    proc = property(lambda self: self.main.proc)
+    addr = property(lambda self: self.main.addr)
+    stderr_file = property(lambda self: self.main.stderr_file)
+
+    def configure(self, listing=False):
+        """Reads the environment; decides which servers there are (none started yet)."""
+        url = os.environ.get("WINDLASS_CONFORMANCE_URL")
+        if url:
+            host, _, port = url.rpartition(":")
+            if url.startswith("ws://"):
+                host = host[5:]
+            self.main.addr = (host or "127.0.0.1", int(port.strip("/")))
+            self.main.proc_managed = False
+            self.scale = float(os.environ.get("WINDLASS_CONFORMANCE_TIME_SCALE", "1"))
+            SCALE[0] = self.scale
+            self.header.append(f"server: already running at {self.main.addr[0]}:{self.main.addr[1]} "
+                               "(RSS and shutdown cases skipped)")
+            modes = [m for m in os.environ.get("WINDLASS_CONFORMANCE_COMPRESSION", "").split(",") if m.strip()]
+            if "any" in modes:
+                self.main.mode, self.main.suffix = "any", "/any"
+                self.pmd_targets = [self.main]
+            return
+        self.managed = True
+        modes = [m.strip() for m in os.environ.get("WINDLASS_CONFORMANCE_COMPRESSION",
+                                                   "off,shared,per-connection").split(",") if m.strip()]
+        for m in modes:
+            if m not in ("off", "shared", "per-connection"):
+                raise SystemExit(f"WINDLASS_CONFORMANCE_COMPRESSION: unknown mode {m!r} (off, shared, per-connection)")
+        binary = os.environ.get("WINDLASS_ECHO_BIN")
+        if binary:
+            try:
+                with open(binary, "rb") as f:
+                    blob = f.read()
+            except OSError as e:
+                raise SystemExit(f"cannot read {binary}: {e}")
+            if b"__asan_init" in blob:
+                self.sanitizer = "ASan"
+            elif b"__tsan_init" in blob:
+                self.sanitizer = "TSan"
+        elif not listing:
+            raise SystemExit("set WINDLASS_ECHO_BIN (echo server binary) or WINDLASS_CONFORMANCE_URL (host:port)")
+        self.binary = binary
+        default_scale = {"ASan": 3.0, "TSan": 5.0}.get(self.sanitizer, 1.0)
+        self.scale = float(os.environ.get("WINDLASS_CONFORMANCE_TIME_SCALE", default_scale))
+        SCALE[0] = self.scale
+        # ASan's quarantine (256 MiB by default) and shadow memory inflate RSS.
+        self.max_rss_mib = int(os.environ.get("WINDLASS_CONFORMANCE_MAX_RSS_MIB",
+                                              1024 if self.sanitizer else 200))
+        for m in modes:
+            if m == "off":
+                self.pmd_targets.append(self.main)
+            else:
+                srv = Server(m, m, ["--compression", m], "/" + m)
+                self.pmd_targets.append(srv)
+                self.extra.append(srv)
+        if any(m != "off" for m in modes):
+            self.bomb_server = Server("bomb", "per-connection",
+                                      ["--compression", "per-connection", "--max-message-size", "1048576"])
+            # Four inflated messages of 1 MiB, zlib's windows and buffers; ASan
+            # keeps freed memory in quarantine.
+            self.bomb_server.bomb_bound_mib = 96 if self.sanitizer else 24
+            self.extra.append(self.bomb_server)
+
+    def start(self, needed):
+        """Starts the main server and the extra servers in needed."""
+        if not self.managed:
+            return
+        for srv in [self.main] + [s for s in self.extra if s in needed]:
+            srv.start(self.binary, self.scale, self.sanitizer)
+            self.header.append(srv.header)
+
+    def started(self):
+        return [s for s in [self.main] + self.extra if s.proc is not None]
+
+    # The main server's process, for families 9 and 11.
+    def stderr_tail(self, n=20):
+        return self.main.stderr_tail(n)
+
+    def sanitizer_report(self):
+        return self.main.sanitizer_report()
+
+    def peak_rss_kib(self):
+        return self.main.peak_rss_kib()
+
+    def alive(self):
+        return self.main.alive()
+
+    def wait_exit(self, timeout):
+        return self.main.wait_exit(timeout)
+
+    def stop(self):
+        return self.main.stop(self.scale)
 
 
 def describe_exit(rc):
@@ -1625,8 +3001,9 @@ def describe_exit(rc):
 
 
 def run_case(suite, c):
-    if not suite.alive():
-        c.result, c.reason = "FAIL", f"server not running ({describe_exit(suite.proc.returncode)})"
+    srv = c.target or suite.main
+    if not srv.alive():
+        c.result, c.reason = "FAIL", f"server not running ({describe_exit(srv.proc.returncode)})"
         return
     if time.monotonic() >= suite.global_deadline:
         c.result, c.reason = "FAIL", "not run: the suite's total time budget ran out"
@@ -1648,14 +3025,18 @@ def run_case(suite, c):
         c.elapsed = time.monotonic() - t0
 
 
+def selects(c, a):
+    """Whether command-line argument a picks case c: a case id or a prefix of one
+    ('6.5', '12.1.3', '12.1.3/shared'), or a server suffix ('/shared')."""
+    return (c.id == a or c.id.startswith(a + ".") or c.id.startswith(a + "/")
+            or (a.startswith("/") and c.id.endswith(a)))
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("-")]
     suite = Suite()
     listing = "--list" in sys.argv[1:]
-    if listing:
-        suite.managed = True
-    else:
-        suite.start()
+    suite.configure(listing)
     register_framing()
     register_ping()
     register_rsv()
@@ -1666,12 +3047,14 @@ def main():
     register_limits(suite)
     register_autofrag()
     register_shutdown(suite)
-    selected = [c for c in CASES if not args or any(c.id == a or c.id.startswith(a + ".") for a in args)]
+    register_compression(suite)
+    selected = [c for c in CASES if not args or any(selects(c, a) for a in args)]
     if listing:
         for c in selected:
             print(f"{c.id}\t{c.title}\t{c.expect}")
         print(f"{len(selected)} cases")
         return 0
+    suite.start({c.target for c in selected if c.target is not None})
     jobs = int(os.environ.get("WINDLASS_CONFORMANCE_JOBS", "8"))
     t0 = time.monotonic()
     # ctest kills the run at 300 s; stop starting cases well before that so
@@ -1679,7 +3062,8 @@ def main():
     suite.global_deadline = t0 + float(os.environ.get("WINDLASS_CONFORMANCE_TOTAL_BUDGET", "240"))
 
     light = [c for c in selected if c.phase == "light"]
-    print(f"conformance: running {len(selected)} cases against {suite.addr[0]}:{suite.addr[1]}", file=sys.stderr)
+    print(f"conformance: running {len(selected)} cases against {suite.addr[0]}:{suite.addr[1]}"
+          + "".join(f", {s.name} on port {s.addr[1]}" for s in suite.extra if s.addr), file=sys.stderr)
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(lambda c: run_case(suite, c), light))
     for phase in ("heavy", "post", "final"):
@@ -1688,13 +3072,20 @@ def main():
                 run_case(suite, c)
                 if c.phase == "heavy":
                     print(f"  {c.result} {c.id} ({c.elapsed:.1f} s)", file=sys.stderr)
-    stop_problem = ""
+    stop_problems = []
     if suite.proc is not None:
-        if not any(c.phase == "final" for c in selected):
-            stop_problem = suite.stop()
+        if not any(c.phase == "final" and c.target is None for c in selected):
+            problem = suite.stop()
+            if problem:
+                stop_problems.append(("server stop", problem))
         elif suite.proc.poll() is None:
             suite.proc.kill()
             suite.proc.wait()
+    for srv in suite.extra:
+        if srv.proc is not None and srv.proc.returncode is None:
+            problem = srv.stop(suite.scale)
+            if problem:
+                stop_problems.append((f"server stop ({srv.name})", problem))
     elapsed = time.monotonic() - t0
 
     out = ["windlass RFC 6455 conformance suite", *suite.header,
@@ -1714,14 +3105,17 @@ def main():
     out.append("")
     if suite.rss_line:
         out.append(suite.rss_line)
-    if stop_problem:
-        out.append(f"FAIL  server stop: {stop_problem}")
-    if failed or stop_problem:
-        if suite.proc is not None:
-            out.append("server stderr (last lines):")
-            out.extend("    " + l for l in suite.stderr_tail(15).splitlines())
+    for label, problem in stop_problems:
+        out.append(f"FAIL  {label}: {problem}")
+    if failed or stop_problems:
+        for srv in suite.started():
+            if srv is suite.main:
+                out.append("server stderr (last lines):")
+            else:
+                out.append(f"server {srv.name} stderr (last lines):")
+            out.extend("    " + l for l in srv.stderr_tail(15).splitlines())
         out.append(f"failed cases: {', '.join(c.id for c in failed) or '-'}")
-    n_failed = len(failed) + (1 if stop_problem else 0)
+    n_failed = len(failed) + len(stop_problems)
     out.append(f"conformance: {passed} passed, {n_failed} failed")
     report = "\n".join(out) + "\n"
     sys.stdout.write(report)
