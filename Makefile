@@ -8,7 +8,7 @@ CMAKE_FLAGS ?=
 .PHONY: help deps test-deps build run echo test test-quick asan tsan fuzz fuzz-smoke bench micro format format-check clean
 
 help:
-	@echo "make run         install what is missing, build, start the chat example on 127.0.0.1:8080"
+	@echo "make run         install what is missing, build, start windlass-server (deploy/windlass.toml) on 127.0.0.1:8080"
 	@echo "make test        install, build, run every test (normal, ASan+UBSan, TSan, fuzz smoke)"
 	@echo "make echo        start examples/echo on 127.0.0.1:9001 (conformance and benchmarks)"
 	@echo "make build       Release build in build/release (portable; CMAKE_FLAGS=-DWINDLASS_NATIVE=ON to tune)"
@@ -30,8 +30,9 @@ build: deps
 run: build
 	@echo
 	@echo "  windlass chat: open http://127.0.0.1:8080/ in two browser tabs (Ctrl-C stops it)"
+	@echo "  also: echo at ws://127.0.0.1:8080/echo, metrics at http://127.0.0.1:8080/metrics"
 	@echo
-	@build/release/examples/chat/windlass-chat --host 127.0.0.1 --port 8080
+	@build/release/src/server/windlass-server --config deploy/windlass.toml --host 127.0.0.1 --port 8080
 
 echo: build
 	@build/release/examples/echo/windlass-echo --host 127.0.0.1 --port 9001

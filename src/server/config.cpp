@@ -1,0 +1,628 @@
+#include "config.hpp"
+
+#include <toml++/toml.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <optional>
+#include <set>
+#include <system_error>
+
+#include "units.hpp"
+
+namespace windlass::server {
+
+using std::chrono::milliseconds;
+namespace fs = std::filesystem;
+
+const char* to_string(ComponentKind kind) noexcept {
+  switch (kind) {
+    case ComponentKind::chat: return "chat";
+    case ComponentKind::echo: return "echo";
+    case ComponentKind::static_files: return "static";
+  }
+  return "?";
+}
+
+namespace {
+
+constexpr uint64_t KiB = 1ull << 10, MiB = 1ull << 20, GiB = 1ull << 30;
+constexpr milliseconds kSecond{1000}, kMinute{60'000}, kHour{3'600'000};
+
+constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
+constexpr std::string_view kComponents[] = {"chat", "echo", "static"};
+
+const char* type_name(toml::node_type t) {
+  switch (t) {
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::table: return "a table";
+    case toml::node_type::none: break;
+  }
+  return "nothing";
+}
+
+// Edit distance, for "did you mean" on unknown keys and values.
+size_t distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// The closest candidate, if it is close enough to be the intended one. A
+// unit suffix ("ping_interval_ms") is a common habit from other servers:
+// the key without it is suggested too.
+template <class Range>
+std::string suggest(std::string_view word, const Range& candidates) {
+  std::string_view best;
+  size_t best_d = std::numeric_limits<size_t>::max();
+  for (std::string_view c : candidates) {
+    size_t d = distance(word, c);
+    for (std::string_view suffix : {"_ms", "_bytes", "_seconds", "_s"}) {
+      if (word.ends_with(suffix) && word.substr(0, word.size() - suffix.size()) == c) d = 0;
+    }
+    // "warning" for "warn", "max_message" for "max_message_size".
+    if (c.size() >= 3 && (word.starts_with(c) || c.starts_with(word))) d = std::min<size_t>(d, 1);
+    if (d < best_d) best_d = d, best = c;
+  }
+  if (best.empty() || best_d > std::max<size_t>(2, word.size() / 3)) return {};
+  return " (did you mean '" + std::string(best) + "'?)";
+}
+
+std::string position(const std::string& file, const toml::source_region& where) {
+  if (where.begin.line == 0) return file + ": ";
+  return file + ":" + std::to_string(where.begin.line) + ":" + std::to_string(where.begin.column) + ": ";
+}
+
+// A syntax check of an endpoint path; empty when it is fine. Prefix
+// patterns ("/static/*") are for HTTP routes only: WebSocket routes match
+// exactly.
+std::string path_problem(std::string_view p, bool allow_prefix) {
+  if (p.empty() || p.front() != '/') return "must start with '/'";
+  for (size_t i = 0; i < p.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(p[i]);
+    if (c <= 0x20 || c >= 0x7f) return "must be printable ASCII without spaces (percent-encode the rest)";
+    if (c == '?' || c == '#') return "must not contain '?' or '#': routes match the path only";
+    if (c == '*') {
+      if (!allow_prefix) return "'*' is only for static routes: WebSocket routes match the exact path";
+      if (i + 1 != p.size() || i == 0 || p[i - 1] != '/')
+        return "'*' may only end a prefix, as in \"/static/*\"";
+    }
+  }
+  return {};
+}
+
+// One TOML table being read: every getter marks its key as known, and
+// finish() turns whatever is left into an "unknown key" error.
+class Section {
+ public:
+  Section(const toml::table& table, std::string prefix, const std::string& file)
+      : table_(table), prefix_(std::move(prefix)), file_(file) {}
+
+  const toml::node* find(std::string_view key) {
+    known_.emplace_back(key);
+    return table_.get(key);
+  }
+
+  [[noreturn]] void fail(const toml::node& node, std::string_view key, const std::string& what) const {
+    throw ConfigError(position(file_, node.source()) + prefix_ + std::string(key) + ": " + what);
+  }
+  [[noreturn]] void fail_here(const std::string& what) const {
+    std::string name = prefix_.empty() ? std::string("(top level)") : prefix_.substr(0, prefix_.size() - 1);
+    throw ConfigError(position(file_, table_.source()) + name + ": " + what);
+  }
+
+  void boolean(std::string_view key, bool& out) {
+    if (const toml::node* n = find(key)) {
+      if (!n->is_boolean()) fail(*n, key, std::string("expected true or false, got ") + type_name(n->type()));
+      out = n->as_boolean()->get();
+    }
+  }
+
+  void string(std::string_view key, std::string& out) {
+    if (const toml::node* n = find(key)) out = string_of(*n, key);
+  }
+
+  template <class T>
+  void integer(std::string_view key, T& out, int64_t min, int64_t max) {
+    if (const toml::node* n = find(key)) {
+      if (!n->is_integer()) fail(*n, key, std::string("expected an integer, got ") + type_name(n->type()));
+      int64_t v = n->as_integer()->get();
+      if (v < min || v > max) {
+        fail(*n, key,
+             std::to_string(v) + " is out of range (" + std::to_string(min) + " to " + std::to_string(max) +
+                 ")");
+      }
+      out = static_cast<T>(v);
+    }
+  }
+
+  void size(std::string_view key, size_t& out, uint64_t min, uint64_t max) {
+    const toml::node* n = find(key);
+    if (n == nullptr) return;
+    uint64_t v = 0;
+    if (n->is_integer()) {
+      int64_t i = n->as_integer()->get();
+      if (i < 0) fail(*n, key, "a size cannot be negative");
+      v = static_cast<uint64_t>(i);
+    } else if (n->is_string()) {
+      const std::string& s = n->as_string()->get();
+      auto parsed = parse_size(s);
+      if (!parsed) {
+        fail(*n, key,
+             "bad size \"" + s +
+                 "\": use a number of bytes or a number with a unit: B, KB, MB, GB, TB (powers of 1000) "
+                 "or KiB, MiB, GiB, TiB (powers of 1024), as in \"16MiB\"");
+      }
+      v = *parsed;
+    } else {
+      fail(*n, key,
+           std::string("expected a size (an integer in bytes or a string like \"16MiB\"), got ") +
+               type_name(n->type()));
+    }
+    if (v < min || v > max) {
+      fail(*n, key,
+           format_size(v) + " is out of range (" + format_size(min) + " to " + format_size(max) + ")");
+    }
+    out = static_cast<size_t>(v);
+  }
+
+  void duration(std::string_view key, milliseconds& out, milliseconds min, milliseconds max) {
+    const toml::node* n = find(key);
+    if (n == nullptr) return;
+    milliseconds v{0};
+    if (n->is_integer()) {
+      int64_t i = n->as_integer()->get();
+      if (i < 0) fail(*n, key, "a duration cannot be negative");
+      v = milliseconds(i);
+    } else if (n->is_string()) {
+      const std::string& s = n->as_string()->get();
+      auto parsed = parse_duration(s);
+      if (!parsed) {
+        fail(*n, key,
+             "bad duration \"" + s +
+                 "\": use an integer number of milliseconds or numbers with units ms, s, m, h, "
+                 "as in \"30s\", \"500ms\" or \"1m30s\"");
+      }
+      v = *parsed;
+    } else {
+      fail(*n, key,
+           std::string("expected a duration (an integer in milliseconds or a string like \"30s\"), got ") +
+               type_name(n->type()));
+    }
+    if (v < min || v > max) {
+      fail(*n, key,
+           format_duration(v) + " is out of range (" + format_duration(min) + " to " + format_duration(max) +
+               ")");
+    }
+    out = v;
+  }
+
+  template <class Range>
+  void one_of(std::string_view key, std::string& out, const Range& allowed) {
+    const toml::node* n = find(key);
+    if (n == nullptr) return;
+    std::string v = string_of(*n, key);
+    if (std::find(std::begin(allowed), std::end(allowed), v) == std::end(allowed)) {
+      fail(*n, key, "\"" + v + "\" is not one of " + list(allowed) + suggest(v, allowed));
+    }
+    out = v;
+  }
+
+  void string_list(std::string_view key, std::vector<std::string>& out) {
+    const toml::node* n = find(key);
+    if (n == nullptr) return;
+    const toml::array* a = n->as_array();
+    if (a == nullptr) fail(*n, key, std::string("expected an array of strings, got ") + type_name(n->type()));
+    out.clear();
+    for (const toml::node& item : *a) {
+      if (!item.is_string())
+        fail(item, key, std::string("expected strings only, got ") + type_name(item.type()));
+      out.push_back(item.as_string()->get());
+    }
+  }
+
+  // For tables with required keys: unknown keys are reported before a
+  // missing one, since "pth: unknown key (did you mean 'path'?)" is the
+  // real mistake behind "missing 'path'".
+  void check_keys(std::initializer_list<std::string_view> all) {
+    for (std::string_view k : all) known_.emplace_back(k);
+    finish();
+  }
+
+  // Every key not asked for is a mistake: say which, where, and what was
+  // probably meant.
+  void finish() const {
+    for (auto&& [k, v] : table_) {
+      if (std::find(known_.begin(), known_.end(), k.str()) != known_.end()) continue;
+      throw ConfigError(position(file_, k.source()) + prefix_ + std::string(k.str()) + ": unknown key" +
+                        suggest(k.str(), known_));
+    }
+  }
+
+  const std::string& prefix() const { return prefix_; }
+  const toml::table& table() const { return table_; }
+
+ private:
+  std::string string_of(const toml::node& n, std::string_view key) const {
+    if (!n.is_string()) fail(n, key, std::string("expected a string, got ") + type_name(n.type()));
+    return n.as_string()->get();
+  }
+
+  template <class Range>
+  static std::string list(const Range& r) {
+    std::string out;
+    for (std::string_view s : r) out += (out.empty() ? "\"" : ", \"") + std::string(s) + "\"";
+    return out;
+  }
+
+  const toml::table& table_;
+  std::string prefix_;
+  const std::string& file_;
+  std::vector<std::string> known_;
+};
+
+void read_ws_options(Section& s, WsOptions& ws) {
+  s.size("max_message_size", ws.max_message_size, 1, 4 * GiB);
+  s.duration("ping_interval", ws.ping_interval, milliseconds(0), 24 * kHour);
+  s.duration("pong_timeout", ws.pong_timeout, milliseconds(10), kHour);
+  s.duration("close_timeout", ws.close_timeout, milliseconds(10), 10 * kMinute);
+}
+
+void read_server(Section& s, ServerOptions& o) {
+  s.string("host", o.host);
+  if (const toml::node* n = s.table().get("host"); n != nullptr && o.host.empty()) {
+    s.fail(*n, "host", "must not be empty (\"0.0.0.0\" or \"::\" listens on every address)");
+  }
+  s.integer("port", o.port, 0, 65535);
+  s.integer("threads", o.threads, 0, 1024);
+  s.integer("max_connections", o.max_connections, 1, 10'000'000);
+  s.size("max_send_queue", o.max_send_queue, 1 * KiB, 64 * GiB);
+  s.size("max_head_size", o.max_head_size, 1 * KiB, 1 * MiB);
+  s.integer("max_headers", o.max_headers, 1, 100);  // the head parser's hard ceiling
+  s.size("max_body_size", o.max_body_size, 0, 1 * GiB);
+  s.duration("header_timeout", o.header_timeout, milliseconds(100), kHour);
+  s.duration("shutdown_timeout", o.shutdown_timeout, milliseconds(0), kHour);
+  s.duration("drain_delay", o.drain_delay, milliseconds(0), kHour);
+  // The sweep is a repeating timer: zero would make it fire once and never again.
+  s.duration("sweep_interval", o.sweep_interval, milliseconds(10), kMinute);
+  s.finish();
+}
+
+void read_log(Section& s, LogConfig& log) {
+  s.one_of("level", log.level, kLogLevels);
+  std::string format = log.format == LogFormat::json ? "json" : "text";
+  s.one_of("format", format, std::array<std::string_view, 2>{"text", "json"});
+  log.format = format == "json" ? LogFormat::json : LogFormat::text;
+  s.boolean("access", log.access);
+  s.string_list("redact_query_params", log.redact_query_params);
+  if (const toml::node* n = s.table().get("redact_query_params")) {
+    for (const auto& p : log.redact_query_params) {
+      if (p.empty() || p.find_first_of("=&?# ") != std::string::npos) {
+        s.fail(*n, "redact_query_params", "\"" + p + "\" is not a query parameter name");
+      }
+    }
+  }
+  s.finish();
+}
+
+void read_metrics(Section& s, MetricsConfig& m) {
+  s.boolean("enabled", m.enabled);
+  struct {
+    const char* key;
+    std::string* value;
+    bool may_be_empty;
+  } paths[] = {
+      {"path", &m.path, false}, {"health_path", &m.health_path, true}, {"ready_path", &m.ready_path, true}};
+  for (auto& p : paths) {
+    s.string(p.key, *p.value);
+    if (const toml::node* n = s.table().get(p.key)) {
+      if (p.value->empty() && p.may_be_empty) continue;
+      if (std::string why = path_problem(*p.value, false); !why.empty()) s.fail(*n, p.key, why);
+    }
+  }
+  s.finish();
+}
+
+// A file the server must read at startup: resolved against the config
+// file's directory and checked now, so --check-config catches a typo in
+// the path rather than the first start.
+std::string readable_file(Section& s, std::string_view key, const fs::path& base_dir) {
+  std::string value;
+  s.string(key, value);
+  const toml::node* n = s.table().get(key);
+  if (n == nullptr) s.fail_here("missing '" + std::string(key) + "'");
+  if (value.empty()) s.fail(*n, key, "must not be empty");
+  fs::path p = fs::path(value).is_absolute() ? fs::path(value) : base_dir / value;
+  std::error_code ec;
+  if (!fs::is_regular_file(p, ec))
+    s.fail(*n, key, p.string() + " is not a file" + (ec ? ": " + ec.message() : ""));
+  if (::access(p.c_str(), R_OK) != 0)
+    s.fail(*n, key, "cannot read " + p.string() + ": " + std::strerror(errno));
+  return p.string();
+}
+
+void read_tls(Section& s, ServerOptions& o, const fs::path& base_dir) {
+  s.check_keys({"certificate", "private_key", "host", "port", "min_version", "plain_listener"});
+  o.tls_certificate_file = readable_file(s, "certificate", base_dir);
+  o.tls_private_key_file = readable_file(s, "private_key", base_dir);
+  s.string("host", o.tls_host);
+  o.tls_port = 8443;
+  s.integer("port", o.tls_port, 0, 65535);
+  std::string min_version = "1.2";
+  s.one_of("min_version", min_version, std::array<std::string_view, 2>{"1.2", "1.3"});
+  o.tls_min_version_1_3 = min_version == "1.3";
+  s.boolean("plain_listener", o.plain_listener);
+  s.finish();
+}
+
+// A subprotocol is an HTTP token (RFC 6455 §4.1, RFC 9110 §5.6.2).
+bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || std::string_view("\"(),/:;<=>?@[\\]{}").find(c) != std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
+RouteConfig read_route(Section& s, const WsOptions& defaults, const fs::path& base_dir) {
+  RouteConfig r;
+  r.line = static_cast<int>(s.table().source().begin.line);
+  r.ws = defaults;
+  s.check_keys({"path", "component", "root", "topic", "max_message_size", "ping_interval", "pong_timeout",
+                "close_timeout", "subprotocols"});
+
+  std::string component;
+  s.one_of("component", component, kComponents);
+  if (component.empty()) s.fail_here("missing 'component' (one of \"chat\", \"echo\", \"static\")");
+  r.component = component == "chat"   ? ComponentKind::chat
+                : component == "echo" ? ComponentKind::echo
+                                      : ComponentKind::static_files;
+
+  s.string("path", r.path);
+  if (const toml::node* n = s.table().get("path")) {
+    if (std::string why = path_problem(r.path, !r.is_websocket()); !why.empty()) s.fail(*n, "path", why);
+  } else {
+    s.fail_here("missing 'path'");
+  }
+
+  // Keys that only make sense for some components are refused on the
+  // others, so that a misplaced key cannot be silently ignored.
+  auto only_for = [&](std::string_view key, bool allowed, const char* which) {
+    if (const toml::node* n = s.table().get(key); n != nullptr && !allowed) {
+      s.fail(*n, key,
+             std::string("applies only to ") + which + " routes, not to component = \"" + component + "\"");
+    }
+  };
+  for (std::string_view key :
+       {"max_message_size", "ping_interval", "pong_timeout", "close_timeout", "subprotocols"}) {
+    only_for(key, r.is_websocket(), "WebSocket (chat, echo)");
+  }
+  only_for("root", r.component == ComponentKind::static_files, "static");
+  only_for("topic", r.component == ComponentKind::chat, "chat");
+
+  read_ws_options(s, r.ws);
+  s.string_list("subprotocols", r.subprotocols);
+  if (const toml::node* n = s.table().get("subprotocols")) {
+    std::set<std::string> seen;
+    for (const auto& p : r.subprotocols) {
+      if (!is_token(p))
+        s.fail(*n, "subprotocols", "\"" + p + "\" is not a valid subprotocol name (an HTTP token)");
+      if (!seen.insert(p).second) s.fail(*n, "subprotocols", "\"" + p + "\" is listed twice");
+    }
+  }
+
+  s.string("topic", r.topic);
+  if (r.component == ComponentKind::chat && r.topic.empty()) r.topic = r.path;
+
+  std::string root;
+  s.string("root", root);
+  if (r.component == ComponentKind::static_files) {
+    const toml::node* n = s.table().get("root");
+    if (n == nullptr) s.fail_here("missing 'root': the directory a static route serves");
+    if (root.empty()) s.fail(*n, "root", "must not be empty");
+    // Relative to the config file, not to the working directory, so the
+    // same file works whoever starts the server from wherever.
+    fs::path p = fs::path(root).is_absolute() ? fs::path(root) : base_dir / root;
+    std::error_code ec;
+    fs::path resolved = fs::canonical(p, ec);
+    if (ec) s.fail(*n, "root", "cannot use " + p.string() + ": " + ec.message());
+    if (!fs::is_directory(resolved, ec)) s.fail(*n, "root", resolved.string() + " is not a directory");
+    r.root = resolved;
+  }
+  s.finish();
+  return r;
+}
+
+template <class T>
+std::optional<T> parse_integer(std::string_view v, int64_t min, int64_t max) {
+  int64_t n = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || p != v.data() + v.size() || n < min || n > max) return std::nullopt;
+  return static_cast<T>(n);
+}
+
+}  // namespace
+
+Config load_config(const fs::path& file) {
+  Config c;
+  c.source = file.string();
+  toml::table root;
+  try {
+    root = toml::parse_file(file.string());
+  } catch (const toml::parse_error& e) {
+    const auto& b = e.source().begin;
+    std::string where =
+        c.source + (b.line != 0 ? ":" + std::to_string(b.line) + ":" + std::to_string(b.column) : "");
+    throw ConfigError(where + ": " + std::string(e.description()));
+  }
+  fs::path base_dir = fs::absolute(file).parent_path();
+
+  Section top(root, "", c.source);
+  auto sub_table = [&](std::string_view key) -> const toml::table* {
+    const toml::node* n = top.find(key);
+    if (n == nullptr) return nullptr;
+    if (!n->is_table())
+      top.fail(*n, key,
+               std::string("expected a table [") + std::string(key) + "], got " + type_name(n->type()));
+    return n->as_table();
+  };
+  if (const toml::table* t = sub_table("server")) {
+    Section s(*t, "server.", c.source);
+    read_server(s, c.server);
+  }
+  if (const toml::table* t = sub_table("websocket")) {
+    Section s(*t, "websocket.", c.source);
+    read_ws_options(s, c.websocket);
+    s.finish();
+  }
+  if (const toml::table* t = sub_table("tls")) {
+    Section s(*t, "tls.", c.source);
+    read_tls(s, c.server, base_dir);
+  }
+  if (const toml::table* t = sub_table("log")) {
+    Section s(*t, "log.", c.source);
+    read_log(s, c.log);
+  }
+  if (const toml::table* t = sub_table("metrics")) {
+    Section s(*t, "metrics.", c.source);
+    read_metrics(s, c.metrics);
+  }
+  // Routes come after [websocket], whose keys are their defaults, wherever
+  // the tables appear in the file.
+  if (const toml::node* n = top.find("route")) {
+    const toml::array* a = n->as_array();
+    if (a == nullptr || !a->is_array_of_tables()) {
+      top.fail(*n, "route",
+               std::string("expected an array of tables (write [[route]], with two brackets), got ") +
+                   type_name(n->type()));
+    }
+    size_t i = 0;
+    for (const toml::node& item : *a) {
+      Section s(*item.as_table(), "route[" + std::to_string(i++) + "].", c.source);
+      c.routes.push_back(read_route(s, c.websocket, base_dir));
+    }
+  }
+  top.finish();
+  validate(c);
+  return c;
+}
+
+void apply_override(Config& c, OverrideKey key, std::string_view value, std::string_view origin) {
+  auto fail = [&](const std::string& what) -> void {
+    throw ConfigError(std::string(origin) + "=" + std::string(value) + ": " + what);
+  };
+  switch (key) {
+    case OverrideKey::host:
+      if (value.empty()) fail("the host must not be empty");
+      c.server.host = value;
+      break;
+    case OverrideKey::port:
+      if (auto v = parse_integer<uint16_t>(value, 0, 65535))
+        c.server.port = *v;
+      else
+        fail("not a port number (0 to 65535)");
+      break;
+    case OverrideKey::threads:
+      if (auto v = parse_integer<unsigned>(value, 0, 1024))
+        c.server.threads = *v;
+      else
+        fail("not a thread count (0 to 1024; 0 means one per core)");
+      break;
+    case OverrideKey::log_level:
+      if (std::find(std::begin(kLogLevels), std::end(kLogLevels), value) == std::end(kLogLevels)) {
+        fail("not a log level (trace, debug, info, warn, error, off)" + suggest(value, kLogLevels));
+      }
+      c.log.level = value;
+      break;
+    case OverrideKey::log_format:
+      if (value == "text")
+        c.log.format = LogFormat::text;
+      else if (value == "json")
+        c.log.format = LogFormat::json;
+      else
+        fail("not a log format (text or json)");
+      break;
+  }
+}
+
+void validate(const Config& c) {
+  auto fail = [&](const RouteConfig& r, size_t index, const std::string& what) {
+    throw ConfigError(c.source + ":" + std::to_string(r.line) + ": route[" + std::to_string(index) +
+                      "].path \"" + r.path + "\": " + what);
+  };
+  // Plain HTTP paths taken by the built-in endpoints.
+  std::vector<std::pair<std::string, const char*>> builtin;
+  if (c.metrics.enabled) builtin.emplace_back(c.metrics.path, "metrics.path");
+  if (!c.metrics.health_path.empty()) builtin.emplace_back(c.metrics.health_path, "metrics.health_path");
+  if (!c.metrics.ready_path.empty()) builtin.emplace_back(c.metrics.ready_path, "metrics.ready_path");
+  for (size_t i = 0; i < builtin.size(); ++i) {
+    for (size_t j = i + 1; j < builtin.size(); ++j) {
+      if (builtin[i].first == builtin[j].first) {
+        throw ConfigError(c.source + ": " + builtin[i].second + " and " + builtin[j].second + " are both \"" +
+                          builtin[i].first + "\"");
+      }
+    }
+  }
+  for (size_t i = 0; i < c.routes.size(); ++i) {
+    const RouteConfig& r = c.routes[i];
+    for (size_t j = 0; j < i; ++j) {
+      const RouteConfig& o = c.routes[j];
+      if (o.path == r.path && o.is_websocket() == r.is_websocket()) {
+        fail(r, i,
+             std::string("already taken by route[") + std::to_string(j) + "] (line " +
+                 std::to_string(o.line) + ")");
+      }
+    }
+    for (auto& [path, key] : builtin) {
+      if (path == r.path) fail(r, i, std::string("is ") + key + "; choose another path for one of them");
+    }
+  }
+}
+
+std::string summary(const Config& c) {
+  std::string listen =
+      c.server.plain_listener ? c.server.host + ":" + std::to_string(c.server.port) : "tls only";
+  std::string s = c.source + ": listen " + listen + ", threads " +
+                  (c.server.threads == 0 ? std::string("auto") : std::to_string(c.server.threads)) +
+                  ", routes ";
+  if (c.routes.empty()) s += "(none)";
+  for (size_t i = 0; i < c.routes.size(); ++i) {
+    s += (i ? ", " : "") + c.routes[i].path + " " + to_string(c.routes[i].component);
+  }
+  if (!c.server.tls_certificate_file.empty()) {
+    s += ", tls " + (c.server.tls_host.empty() ? c.server.host : c.server.tls_host) + ":" +
+         std::to_string(c.server.tls_port) + (c.server.plain_listener ? "" : " only");
+  }
+  s += ", metrics " + (c.metrics.enabled ? c.metrics.path : std::string("off"));
+  s += ", log " + c.log.level + " " + (c.log.format == LogFormat::json ? "json" : "text") + ", access log " +
+       (c.log.access ? "on" : "off");
+  return s;
+}
+
+}  // namespace windlass::server

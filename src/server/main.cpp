@@ -1,0 +1,244 @@
+// windlass-server: the ready-to-run server. It reads a TOML config (then
+// environment variables, then flags), mounts the configured components,
+// static files, /metrics and the health endpoints on one App, and runs
+// until SIGTERM or SIGINT, speaking systemd's readiness protocol when
+// started by systemd.
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "access_log.hpp"
+#include "components.hpp"
+#include "config.hpp"
+#include "logging.hpp"
+#include "metrics.hpp"
+#include "notify.hpp"
+#include "units.hpp"
+#include "windlass/windlass.hpp"
+
+namespace ws = windlass::server;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr const char* kVersionLine = "windlass-server " WINDLASS_VERSION;
+
+struct Flags {
+  std::string config;
+  bool check_config = false;
+  // Empty when not given; validated by apply_override like the file's keys.
+  std::string host, port, threads, log_level, log_format;
+};
+
+struct OverrideSource {
+  ws::OverrideKey key;
+  const char* env;
+  const char* flag;
+  std::string Flags::*value;
+};
+
+constexpr OverrideSource kOverrides[] = {
+    {ws::OverrideKey::host, "WINDLASS_HOST", "--host", &Flags::host},
+    {ws::OverrideKey::port, "WINDLASS_PORT", "--port", &Flags::port},
+    {ws::OverrideKey::threads, "WINDLASS_THREADS", "--threads", &Flags::threads},
+    {ws::OverrideKey::log_level, "WINDLASS_LOG_LEVEL", "--log-level", &Flags::log_level},
+    {ws::OverrideKey::log_format, "WINDLASS_LOG_FORMAT", "--log-format", &Flags::log_format},
+};
+
+// An empty variable counts as unset, as most shells and compose files
+// mean it.
+const char* env(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : nullptr;
+}
+
+// Precedence: flags > environment > config file > built-in defaults.
+ws::Config effective_config(const Flags& flags, bool config_from_flag) {
+  ws::Config config;
+  std::string file = config_from_flag ? flags.config : (env("WINDLASS_CONFIG") ? env("WINDLASS_CONFIG") : "");
+  if (!file.empty()) config = ws::load_config(file);
+  for (const auto& o : kOverrides) {
+    if (const char* v = env(o.env)) ws::apply_override(config, o.key, v, o.env);
+  }
+  for (const auto& o : kOverrides) {
+    if (!(flags.*o.value).empty()) ws::apply_override(config, o.key, flags.*o.value, o.flag);
+  }
+  return config;
+}
+
+// Things that are allowed but probably not meant: said once at startup.
+void warn_about(const ws::Config& config) {
+  auto& log = ws::server_logger();
+  if (config.routes.empty()) {
+    log.warn("no [[route]] configured: only the metrics and health endpoints are served");
+  }
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+      rl.rlim_cur < config.server.max_connections + 64) {
+    log.warn(
+        "server.max_connections is {} but the open-file limit is {}: accept() will fail first "
+        "(raise LimitNOFILE= or ulimit -n)",
+        config.server.max_connections, static_cast<unsigned long long>(rl.rlim_cur));
+  }
+}
+
+int serve(const ws::Config& config) {
+  auto& log = ws::server_logger();
+  log.info("{} starting: {}", kVersionLine, ws::summary(config));
+  warn_about(config);
+
+  windlass::ServerOptions options = config.server;
+  // Signals are ours: systemd must hear STOPPING=1 before draining starts,
+  // and SIGHUP is answered with a log line either way.
+  options.handle_signals = false;
+  options.on_access = ws::make_access_hook(config.log.format);
+  windlass::App app(options);
+
+  ws::Notifier notifier;
+  // Registered on the first loop before run() starts the other threads,
+  // which inherit the blocked signal mask: only this loop's signalfd sees
+  // them. And before listening: a SIGTERM sent as soon as the "listening
+  // on" line appears must find the handler, not the default action.
+  bool stopping = false;
+  auto on_signal = [&](int signo) {
+    const char* name = signo == SIGTERM ? "SIGTERM" : "SIGINT";
+    if (stopping) {
+      // A second Ctrl-C means "now": whoever types it is not waiting for a drain.
+      if (signo == SIGINT) {
+        log.warn("second SIGINT: exiting without waiting for connections to close");
+        std::_Exit(130);
+      }
+      log.info("{} again: already shutting down", name);
+      return;
+    }
+    stopping = true;
+    log.info("received {}: draining for {}, then closing connections (waiting up to {}){}", name,
+             ws::format_duration(config.server.drain_delay),
+             ws::format_duration(config.server.shutdown_timeout),
+             signo == SIGINT ? "; Ctrl-C again to exit at once" : "");
+    // systemd may wait for the drain, the closing, and a margin.
+    notifier.stopping("draining",
+                      config.server.drain_delay + config.server.shutdown_timeout + milliseconds(5000));
+    app.stop();
+  };
+  app.loop().on_signal(SIGINT, on_signal);
+  app.loop().on_signal(SIGTERM, on_signal);
+  // SIGHUP would otherwise end the process on the spot. It means "reload":
+  // the TLS certificate and key are re-read (after a renewal) without
+  // dropping a connection; the rest of the config is read only at start.
+  app.loop().on_signal(SIGHUP, [&](int) {
+    if (app.tls_port() == 0) {
+      log.info("received SIGHUP: nothing to reload (no TLS); restart to apply a changed config");
+      return;
+    }
+    log.info("received SIGHUP: reloading the TLS certificate and key");
+    try {
+      app.reload_tls();
+    } catch (const std::exception& e) {
+      log.error("{}; keeping the current certificate", e.what());
+    }
+  });
+
+  std::vector<ws::RouteMetrics> route_metrics;
+  for (const auto& r : config.routes) {
+    if (r.is_websocket()) {
+      auto component = ws::make_component(r);
+      app.route(r.path, component, r.ws);
+      route_metrics.push_back({r.path, ws::to_string(r.component), component});
+    } else {
+      app.http(r.path, windlass::static_files(r.root.string()));
+    }
+  }
+  ws::add_metrics_routes(app, config.metrics, std::move(route_metrics));
+
+  try {
+    app.listen();
+  } catch (const std::exception& e) {
+    // The library's message names the address, or the TLS file, at fault.
+    log.error("cannot start listening: {}", e.what());
+    return 1;
+  }
+  // stdout carries exactly these lines, as the examples print them:
+  // scripts and tests wait for them.
+  std::string listening;
+  if (config.server.plain_listener) {
+    listening = "listening on " + config.server.host + ":" + std::to_string(app.port());
+    std::printf("%s\n", listening.c_str());
+  }
+  if (app.tls_port() != 0) {
+    const std::string& tls_host =
+        config.server.tls_host.empty() ? config.server.host : config.server.tls_host;
+    std::string line = "listening on " + tls_host + ":" + std::to_string(app.tls_port()) + " (tls)";
+    std::printf("%s\n", line.c_str());
+    listening += (listening.empty() ? "" : "; ") + line;
+  }
+  std::fflush(stdout);
+  log.info("{} ({} event loop{})", listening, app.thread_count(), app.thread_count() == 1 ? "" : "s");
+
+  // Posted, so READY=1 is sent by the running loop, not merely a bound socket.
+  app.loop().post([&] {
+    notifier.start_timers(app, milliseconds(10'000));
+    notifier.ready(listening);
+  });
+  app.run();
+  log.info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{
+      "windlass-server: a WebSocket server (chat, echo, static files, /metrics) configured by a TOML file.",
+      "windlass-server"};
+  Flags flags;
+  cli.set_version_flag("--version", kVersionLine, "Print the version and exit");
+  auto* config_opt =
+      cli.add_option("-c,--config", flags.config, "The TOML config file (env WINDLASS_CONFIG)");
+  cli.add_flag("--check-config", flags.check_config,
+               "Parse and validate the configuration, print a one-line summary, exit 0 (valid) or 1");
+  cli.add_option("--host", flags.host, "Listen address (env WINDLASS_HOST; config server.host)");
+  cli.add_option("--port", flags.port,
+                 "Listen port, 0 for any free one (env WINDLASS_PORT; config server.port)");
+  cli.add_option("--threads", flags.threads, "Event loops, 0 for one per core (env WINDLASS_THREADS)");
+  cli.add_option("--log-level", flags.log_level,
+                 "trace, debug, info, warn, error, off (env WINDLASS_LOG_LEVEL)");
+  cli.add_option("--log-format", flags.log_format, "text or json (env WINDLASS_LOG_FORMAT)");
+  cli.footer(
+      "Precedence: flags, then environment variables, then the config file, then built-in defaults.\n"
+      "Every key is described in docs/configuration.md.");
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = cli.exit(e);  // prints help, the version, or the error
+    return code == 0 ? 0 : 2;
+  }
+
+  ws::Config config;
+  try {
+    config = effective_config(flags, config_opt->count() > 0);
+  } catch (const ws::ConfigError& e) {
+    std::fprintf(stderr, "windlass-server: config error: %s\n", e.what());
+    return 1;
+  }
+  if (flags.check_config) {
+    std::printf("config ok: %s\n", ws::summary(config).c_str());
+    return 0;
+  }
+
+  try {
+    ws::configure_logging(config.log);
+    return serve(config);
+  } catch (const std::exception& e) {
+    // Setup only (a static root that vanished since the check, a bad
+    // host): the loop itself never throws.
+    std::fprintf(stderr, "windlass-server: %s\n", e.what());
+    return 1;
+  }
+}

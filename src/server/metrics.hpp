@@ -1,0 +1,31 @@
+// GET /metrics in the Prometheus text exposition format 0.0.4, and the
+// health endpoints /healthz (the process runs) and /readyz (it takes new
+// clients: 503 once a graceful shutdown has begun).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "components.hpp"
+#include "config.hpp"
+#include "windlass/app.hpp"
+
+namespace windlass::server {
+
+// A WebSocket route as /metrics labels it.
+struct RouteMetrics {
+  std::string path;
+  std::string component;
+  std::shared_ptr<const ServerComponent> counts;
+};
+
+// The whole exposition for one scrape. Pure apart from the process
+// numbers it reads from /proc (open fds, CPU time, start time).
+std::string render_metrics(const Stats& stats, unsigned threads, const std::vector<RouteMetrics>& routes);
+
+// Adds the configured /metrics, /healthz and /readyz handlers to `app`.
+// `app` must outlive the handlers (it owns them).
+void add_metrics_routes(App& app, const MetricsConfig& config, std::vector<RouteMetrics> routes);
+
+}  // namespace windlass::server

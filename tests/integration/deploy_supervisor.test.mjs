@@ -1,0 +1,418 @@
+// deploy/supervisor/windlass.conf under a real supervisord, with the chat
+// page open in Debian's Chromium (playwright-core).
+//
+// supervisord runs in the foreground (-n) with everything in a temporary
+// directory: its socket, pid file, logs and the program's logs. The
+// [program:windlass] section is the shipped one with three changes: the
+// command points at the built binary and a test config on a fixed free
+// port, the log files move to the temp dir, and `user=` goes (the test has
+// no windlass account). Checked:
+//
+// - the program starts and serves the page; two pages chat;
+// - kill -9 of the server: supervisord starts it again, both pages
+//   reconnect by themselves within 5 s and chat again;
+// - minfds in [supervisord] reaches the server's open-file limit;
+// - `supervisorctl stop`: SIGTERM, the drain, exit 0 ("stopped", not
+//   "killed"), within stopwaitsecs.
+//
+// Run by ctest (WINDLASS_SOURCE_DIR, NODE_PATH; WINDLASS_SERVER_BIN if set).
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, accessSync, constants } from 'node:fs';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const STEP_TIMEOUT_MS = 10_000;
+const START_TIMEOUT_MS = 15_000;
+const RECONNECT_BUDGET_MS = 5_000;
+const DRAIN_MS = 1_000;
+const CHROMIUM = process.env.WINDLASS_CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic',
+  '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+// The whole file must finish well within ctest's budget.
+const watchdog = setTimeout(() => {
+  console.error('deploy_supervisor: still running after 85 s, giving up');
+  cleanup();
+  process.exit(1);
+}, 85_000);
+watchdog.unref();
+
+const SOURCE_DIR = process.env.WINDLASS_SOURCE_DIR ||
+  path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+const PUBLIC_DIR = path.join(SOURCE_DIR, 'examples', 'chat', 'public');
+const TEMPLATE = path.join(SOURCE_DIR, 'deploy', 'supervisor', 'windlass.conf');
+const DEFAULT_CONFIG = path.join(SOURCE_DIR, 'deploy', 'windlass.toml');
+
+function executable(p) {
+  try { accessSync(p, constants.X_OK); return true; } catch { return false; }
+}
+
+function which(name) {
+  for (const dir of (process.env.PATH || '').split(':').concat(['/usr/bin', '/usr/sbin'])) {
+    if (dir && executable(path.join(dir, name))) return path.join(dir, name);
+  }
+  return null;
+}
+
+function serverBinary() {
+  // Absolute: the program runs in directory=/ .
+  if (process.env.WINDLASS_SERVER_BIN) return path.resolve(process.env.WINDLASS_SERVER_BIN);
+  for (const build of ['build/release', 'build/h11']) {
+    const p = path.join(SOURCE_DIR, build, 'src', 'server', 'windlass-server');
+    if (executable(p)) return p;
+  }
+  throw new Error('windlass-server not found: set WINDLASS_SERVER_BIN or build build/release');
+}
+
+const SUPERVISORD = which('supervisord');
+const SUPERVISORCTL = which('supervisorctl');
+const missing = [[SUPERVISORD, 'supervisord'], [SUPERVISORCTL, 'supervisorctl'],
+  [existsSync(CHROMIUM) ? CHROMIUM : null, CHROMIUM]].filter(([p]) => !p).map(([, n]) => n);
+const SKIP = missing.length
+  ? `not installed: ${missing.join(', ')} (scripts/install-deps.sh --with-test installs them)` : false;
+
+// NODE_PATH does not apply to ESM imports; resolve from the repo's node_modules.
+const require = createRequire(path.join(SOURCE_DIR, 'package.json'));
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitUntil(predicate, ms, what) {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      const v = await predicate();
+      if (v) return v;
+    } catch (err) { last = err; }
+    await sleep(50);
+  }
+  throw new Error(`timed out after ${ms} ms: ${what}${last ? ` (last error: ${last.message})` : ''}`);
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function httpStatus(port, urlPath) {
+  const res = await fetch(`http://127.0.0.1:${port}${urlPath}`, { signal: AbortSignal.timeout(3000) });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+// "5s", "1m30s", 500 (ms) -> milliseconds.
+function durationMs(v) {
+  if (typeof v === 'number') return v;
+  const units = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let total = 0;
+  for (const [, n, u] of String(v).matchAll(/(\d+)(ms|s|m|h)/g)) total += Number(n) * units[u];
+  return total;
+}
+
+// drain_delay + shutdown_timeout in deploy/windlass.toml (the built-in
+// defaults if it is absent or does not say): two keys, no TOML parser.
+function drainBudgetMs() {
+  let drain = 0;
+  let shutdown = 10_000;
+  if (existsSync(DEFAULT_CONFIG)) {
+    const text = readFileSync(DEFAULT_CONFIG, 'utf8');
+    const section = text.split(/^(?=\[)/m).find((chunk) => chunk.startsWith('[server]')) ?? '';
+    const value = (key) => {
+      const m = new RegExp(`^\\s*${key}\\s*=\\s*(?:"([^"]*)"|(\\d+))`, 'm').exec(section);
+      if (!m) return undefined;
+      return m[1] !== undefined ? durationMs(m[1]) : Number(m[2]);
+    };
+    drain = value('drain_delay') ?? drain;
+    shutdown = value('shutdown_timeout') ?? shutdown;
+  }
+  return drain + shutdown;
+}
+
+// The [program:windlass] section of the template as [key, value] pairs.
+function programSection() {
+  const lines = readFileSync(TEMPLATE, 'utf8').split('\n');
+  const out = [];
+  let inside = false;
+  for (const raw of lines) {
+    const line = raw.trim();
+    if (line.startsWith('[')) { inside = line === '[program:windlass]'; continue; }
+    if (!inside || !line || line.startsWith(';') || line.startsWith('#')) continue;
+    const eq = line.indexOf('=');
+    out.push([line.slice(0, eq).trim(), line.slice(eq + 1).trim()]);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Everything started here is stopped here, also after a failure.
+
+const serverPids = new Set();
+let supervisord;
+let tmp;
+
+function cleanup() {
+  if (supervisord && supervisord.exitCode === null && supervisord.signalCode === null) {
+    // The program runs in its own process group (Supervisor calls setpgrp):
+    // killing supervisord does not reach it, so find it first.
+    try {
+      const children = readFileSync(`/proc/${supervisord.pid}/task/${supervisord.pid}/children`, 'utf8');
+      for (const pid of children.split(/\s+/).filter(Boolean)) serverPids.add(Number(pid));
+    } catch { /* gone */ }
+    try { process.kill(-supervisord.pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+  for (const pid of serverPids) {
+    try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ }
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+}
+process.on('exit', cleanup);
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => { cleanup(); process.exit(1); });
+}
+
+function ctl(...args) {
+  return new Promise((resolve) => {
+    execFile(SUPERVISORCTL, ['-c', path.join(tmp, 'supervisord.conf'), ...args], { timeout: 15_000 },
+      (err, stdout, stderr) => resolve({ code: err ? (err.code ?? 1) : 0, out: `${stdout}${stderr}`.trim() }));
+  });
+}
+
+async function programPid() {
+  const { out } = await ctl('pid', 'windlass');
+  const pid = Number(out);
+  if (!Number.isInteger(pid) || pid <= 0) return 0;
+  serverPids.add(pid);
+  return pid;
+}
+
+async function running() {
+  const { out } = await ctl('status', 'windlass');
+  return /\bRUNNING\b/.test(out) ? out : null;
+}
+
+function supervisordLog() {
+  try { return readFileSync(path.join(tmp, 'supervisord.log'), 'utf8'); } catch { return ''; }
+}
+
+function programLog(which) {
+  try { return readFileSync(path.join(tmp, `windlass.${which}.log`), 'utf8'); } catch { return ''; }
+}
+
+function nofileSoftLimit(pid) {
+  const limits = readFileSync(`/proc/${pid}/limits`, 'utf8');
+  const m = /^Max open files\s+(\d+)\s+(\d+)/m.exec(limits);
+  return Number(m[1]);
+}
+
+// ---------------------------------------------------------------------------
+// Pages
+
+async function openChat(browser, origin, name) {
+  const context = await browser.newContext({ viewport: { width: 800, height: 600 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const record = { name, page, errors: [] };
+  page.on('pageerror', (err) => record.errors.push(`pageerror: ${err.message}`));
+  await page.goto(origin + '/', { waitUntil: 'load' });
+  return record;
+}
+
+function waitForState(page, state, timeout = STEP_TIMEOUT_MS) {
+  return page.waitForSelector(`#status[data-state="${state}"]`, { state: 'attached', timeout });
+}
+
+async function send(page, text) {
+  await page.fill('#message', text);
+  await page.press('#message', 'Enter');
+  await page.waitForFunction(() => document.querySelector('#message').value === '');
+}
+
+async function waitForNth(page, selector, count) {
+  await page.waitForFunction(([sel, n]) => document.querySelectorAll(`#log ${sel}`).length >= n,
+    [selector, count]);
+  return page.$$eval(`#log ${selector}`, (els, n) => els[n - 1].textContent, count);
+}
+
+// ---------------------------------------------------------------------------
+
+describe('windlass-server under supervisord', { timeout: 80_000, skip: SKIP }, () => {
+  let port;
+  let browser;
+  let one;
+  let two;
+  let minfds;
+  const program = SKIP ? [] : programSection();
+  const setting = (key) => program.find(([k]) => k === key)?.[1];
+
+  before(async () => {
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'windlass-supervisor-'));
+    port = await freePort();
+    const config = path.join(tmp, 'windlass.toml');
+    writeFileSync(config, [
+      '[server]', 'host = "127.0.0.1"', `port = ${port}`, 'threads = 1',
+      `drain_delay = "${DRAIN_MS}ms"`, 'shutdown_timeout = "5s"', '',
+      '[[route]]', 'path = "/"', 'component = "chat"', '',
+      '[[route]]', 'path = "/echo"', 'component = "echo"', '',
+      '[[route]]', 'path = "/*"', 'component = "static"', `root = ${JSON.stringify(PUBLIC_DIR)}`, '',
+    ].join('\n'));
+
+    // Supervisor must raise the limit itself: start it with a low soft
+    // limit, ask for as much as the hard limit allows (65536 in production).
+    const hard = Number(execFileSync('/bin/sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim()) || 65536;
+    minfds = Math.min(65536, hard);
+
+    const rewritten = program.flatMap(([key, value]) => {
+      if (key === 'user') return [];
+      if (key === 'command') {
+        assert.match(value, /^\/usr\/bin\/windlass-server --config \/etc\/windlass\/windlass\.toml$/);
+        return [`command=${serverBinary()} --config ${config}`];
+      }
+      if (key === 'stdout_logfile') return [`stdout_logfile=${path.join(tmp, 'windlass.out.log')}`];
+      if (key === 'stderr_logfile') return [`stderr_logfile=${path.join(tmp, 'windlass.err.log')}`];
+      return [`${key}=${value}`];
+    });
+    const conf = path.join(tmp, 'supervisord.conf');
+    writeFileSync(conf, [
+      '[unix_http_server]', `file=${path.join(tmp, 'supervisor.sock')}`, 'chmod=0700', '',
+      '[supervisord]', `logfile=${path.join(tmp, 'supervisord.log')}`, `pidfile=${path.join(tmp, 'supervisord.pid')}`,
+      `childlogdir=${tmp}`, `minfds=${minfds}`, 'nodaemon=true', '',
+      '[rpcinterface:supervisor]', 'supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface', '',
+      '[supervisorctl]', `serverurl=unix://${path.join(tmp, 'supervisor.sock')}`, '',
+      '[program:windlass]', ...rewritten, '',
+    ].join('\n'));
+
+    supervisord = spawn('/bin/sh', ['-c', 'ulimit -Sn 1024 && exec "$0" -n -c "$1"', SUPERVISORD, conf],
+      { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    let stderr = '';
+    supervisord.stderr.setEncoding('utf8');
+    supervisord.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
+    await waitUntil(async () => {
+      if (supervisord.exitCode !== null) throw new Error(`supervisord exited ${supervisord.exitCode}: ${stderr}`);
+      return running();
+    }, START_TIMEOUT_MS, 'supervisorctl status windlass: RUNNING').catch((err) => {
+      throw new Error(`${err.message}\n--- supervisord.log ---\n${supervisordLog()}\n--- program stderr ---\n` +
+        programLog('err'));
+    });
+    await waitUntil(async () => (await httpStatus(port, '/healthz')) === 200, START_TIMEOUT_MS, '/healthz');
+
+    const { chromium } = require('playwright-core');
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
+  });
+
+  after(async () => {
+    if (browser) await browser.close().catch(() => {});
+    if (supervisord && supervisord.exitCode === null) {
+      await ctl('shutdown');
+      await withTimeout(new Promise((resolve) => supervisord.once('exit', resolve)), 15_000, 'supervisord exit')
+        .catch(() => {});
+    }
+    cleanup();
+    if (tmp && !process.exitCode) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  function pages() {
+    assert.ok(one && two, 'the two chat pages did not open: see the first failure above');
+    return [one, two];
+  }
+
+  it('ships the settings the server relies on', () => {
+    assert.equal(setting('autorestart'), 'true');
+    assert.equal(setting('stopsignal'), 'TERM');
+    assert.ok(Number(setting('startsecs')) >= 1, 'startsecs');
+    const budget = drainBudgetMs();
+    assert.ok(Number(setting('stopwaitsecs')) * 1000 > budget + 5000,
+      `stopwaitsecs=${setting('stopwaitsecs')} leaves no margin over drain_delay + shutdown_timeout = ${budget} ms`);
+    assert.ok(setting('stdout_logfile') && setting('stderr_logfile'), 'log files');
+    assert.match(readFileSync(TEMPLATE, 'utf8'), /minfds=65536/, 'the minfds note');
+  });
+
+  it('serves the chat page, and two pages talk', async () => {
+    const origin = `http://127.0.0.1:${port}`;
+    const first = await openChat(browser, origin, 'one');
+    const second = await openChat(browser, origin, 'two');
+    for (const p of [first, second]) await waitForState(p.page, 'connected');
+    [one, two] = [first, second];
+    await send(one.page, 'hello via supervisor');
+    assert.equal(await waitForNth(two.page, '.msg.received', 1), 'hello via supervisor');
+  });
+
+  it('raises the open-file limit to minfds', async () => {
+    const pid = await programPid();
+    assert.ok(pid > 0);
+    assert.equal(nofileSoftLimit(pid), minfds, 'the server inherits supervisord\'s raised soft limit');
+  });
+
+  it('restarts the server after kill -9, and the pages reconnect by themselves within 5 s', async () => {
+    pages();
+    const oldPid = await programPid();
+    const killed = Date.now();
+    process.kill(oldPid, 'SIGKILL');
+
+    // Both pages see the drop; then the restarted server takes them back.
+    await Promise.all(pages().map((p) => p.page.waitForFunction(
+      () => document.querySelector('#status').dataset.state !== 'connected', null, { timeout: RECONNECT_BUDGET_MS })));
+    await Promise.all(pages().map((p) => waitForState(p.page, 'connected', RECONNECT_BUDGET_MS - (Date.now() - killed))));
+    const took = Date.now() - killed;
+    assert.ok(took <= RECONNECT_BUDGET_MS, `reconnected after ${took} ms`);
+
+    const newPid = await programPid();
+    assert.ok(newPid > 0 && newPid !== oldPid, `a new server process (old ${oldPid}, new ${newPid})`);
+    assert.ok(await running(), 'supervisorctl status: RUNNING');
+    assert.match(supervisordLog(), /exited: windlass \(terminated by SIGKILL; not expected\)/);
+    assert.equal(programLog('out').match(/^listening on 127\.0\.0\.1:\d+$/gm)?.length, 2,
+      `two "listening on" lines in the program's stdout log:\n${programLog('out')}`);
+    console.log(`# kill -9 ${oldPid} -> new server ${newPid}; both pages connected again ${took} ms after the kill`);
+    const at = (what) => {
+      const lines = supervisordLog().split('\n').filter((l) => l.includes(what));
+      const m = /^(\S+ \S+),(\d+)/.exec(lines[lines.length - 1] ?? '');
+      return m ? Date.parse(m[1].replace(' ', 'T')) + Number(m[2]) : NaN;
+    };
+    console.log(`# supervisord noticed the exit and spawned again ${at(`spawned: 'windlass' with pid ${newPid}`) -
+      at('exited: windlass (terminated by SIGKILL')} ms later`);
+
+    await send(two.page, 'back after kill -9');
+    assert.equal(await waitForNth(one.page, '.msg.received', 1), 'back after kill -9');
+    await send(one.page, 'and the other way');
+    assert.equal(await waitForNth(two.page, '.msg.received', 2), 'and the other way');
+  });
+
+  it('stops with SIGTERM: drains, closes 1001, exits 0 within stopwaitsecs', async () => {
+    pages();
+    const started = Date.now();
+    const { code, out } = await ctl('stop', 'windlass');
+    const took = Date.now() - started;
+    assert.equal(code, 0, out);
+    assert.match(out, /windlass: stopped/);
+    assert.ok(took >= DRAIN_MS - 100, `stopped after ${took} ms, before the ${DRAIN_MS} ms drain was over`);
+    assert.ok(took < Number(setting('stopwaitsecs')) * 1000, `took ${took} ms`);
+    assert.match(supervisordLog(), /stopped: windlass \(exit status 0\)/,
+      `supervisord.log:\n${supervisordLog()}`);
+    assert.doesNotMatch(supervisordLog(), /killing 'windlass'.*SIGKILL/);
+    for (const p of pages()) {
+      await p.page.waitForFunction(() => document.querySelector('#status').dataset.state !== 'connected');
+      // The page says why: the server's 1001 close reason reached it.
+      await p.page.waitForFunction(() => /Server going away/.test(document.querySelector('#log').textContent));
+      assert.deepEqual(p.errors, [], `${p.name}: page errors`);
+    }
+    console.log(`# supervisorctl stop: exit status 0 after ${took} ms (drain ${DRAIN_MS} ms)`);
+  });
+});

@@ -1,0 +1,790 @@
+#!/usr/bin/python3
+"""windlass-server, the binary operators deploy, end to end.
+
+Covers the command line (--version, --check-config on good and bad files,
+environment overrides and their precedence), the default config
+(deploy/windlass.toml: the chat page and room at "/", echo at "/echo"),
+per-route options, /metrics (every line parsed as exposition format 0.0.4,
+counters that move, `promtool check metrics` when Prometheus is
+installed), /healthz and /readyz, the JSON log format, the drain on
+SIGTERM and systemd's notification protocol.
+
+Run by ctest with WINDLASS_SERVER_BIN and WINDLASS_SOURCE_DIR set; by hand:
+
+    WINDLASS_SERVER_BIN=build/release/src/server/windlass-server \
+    WINDLASS_SOURCE_DIR=$PWD /usr/bin/python3 tests/integration/server_test.py
+
+Without WINDLASS_SERVER_BIN it looks in build/release and build/h9, and
+skips (exit 0, saying so) when there is no binary.
+"""
+
+import asyncio
+import faulthandler
+import http.client
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import websockets
+
+# ctest kills the test at 300 s; dump every thread and exit well before that.
+WATCHDOG_S = 240
+STEP_TIMEOUT_S = 10      # any single connect / send / recv / close
+QUIET_S = 0.5            # how long "nothing arrives" is watched for
+START_TIMEOUT_S = 15
+STOP_TIMEOUT_S = 20      # the default config drains for 5 s before closing
+
+SOURCE_DIR = os.environ.get("WINDLASS_SOURCE_DIR") or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_CONFIG = os.path.join(SOURCE_DIR, "deploy", "windlass.toml")
+CHAT_PUBLIC = os.path.join(SOURCE_DIR, "examples", "chat", "public")
+
+LISTENING = re.compile(r"^listening on (\S+):(\d+)( \(tls\))?$")
+
+
+def find_server():
+    path = os.environ.get("WINDLASS_SERVER_BIN")
+    if path:
+        if not os.access(path, os.X_OK):
+            raise SystemExit(f"server_test: WINDLASS_SERVER_BIN={path} is not an executable file")
+        return path
+    for build in ("build/release", "build/h9"):
+        candidate = os.path.join(SOURCE_DIR, build, "src", "server", "windlass-server")
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+SERVER_BIN = find_server()
+
+
+def setUpModule():
+    if SERVER_BIN is None:
+        raise unittest.SkipTest("windlass-server not built: set WINDLASS_SERVER_BIN "
+                                "(ctest does) or build build/release")
+
+
+def project_version():
+    with open(os.path.join(SOURCE_DIR, "CMakeLists.txt")) as f:
+        m = re.search(r"project\(windlass\s+VERSION\s+([0-9.]+)", f.read())
+    assert m, "no project(windlass VERSION ...) in CMakeLists.txt"
+    return m.group(1)
+
+
+def toml_string(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def clean_env(**overrides):
+    """The test's environment without any WINDLASS_* or systemd variable
+    that would change the server's configuration, plus `overrides`."""
+    env = {k: v for k, v in os.environ.items()
+           if not (k.startswith("WINDLASS_") and k not in ("WINDLASS_SOURCE_DIR", "WINDLASS_SERVER_BIN"))
+           and k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+    env.update(overrides)
+    return env
+
+
+def run_cli(*args, env=None, cwd=None):
+    return subprocess.run([SERVER_BIN, *args], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=30, env=env if env is not None else clean_env(), cwd=cwd)
+
+
+class Server:
+    """One windlass-server process: started, its port read from the
+    'listening on' line, stopped with SIGTERM (exit 0 expected)."""
+
+    _all = []
+
+    def __init__(self, args, env=None, name="windlass-server"):
+        self.args = list(args)
+        self.env = env if env is not None else clean_env()
+        self.name = name
+        self.proc = None
+        self.port = None
+        self.stderr = tempfile.TemporaryFile()
+        self._lines = queue.Queue()
+
+    def start(self):
+        self.proc = subprocess.Popen([SERVER_BIN, *self.args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self.stderr, env=self.env, start_new_session=True)
+        Server._all.append(self)
+        threading.Thread(target=self._pump, args=(self.proc.stdout,), daemon=True).start()
+        try:
+            line = self._lines.get(timeout=START_TIMEOUT_S)
+        except queue.Empty:
+            self.kill()
+            raise AssertionError(f"{self.name}: no 'listening on' line within {START_TIMEOUT_S} s\n"
+                                 + self.stderr_text())
+        if line is None:
+            raise AssertionError(f"{self.name} exited with {self.proc.wait()} before it was listening\n"
+                                 + self.stderr_text())
+        m = LISTENING.match(line.rstrip("\n"))
+        if not m or m.group(3):
+            self.kill()
+            raise AssertionError(f"{self.name}: unexpected first line on stdout: {line!r}")
+        self.port = int(m.group(2))
+        return self
+
+    def _pump(self, stream):
+        for raw in stream:
+            self._lines.put(raw.decode("utf-8", "replace"))
+        self._lines.put(None)
+
+    def url(self, path="/"):
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, signo=signal.SIGTERM):
+        self.proc.send_signal(signo)
+
+    def wait(self, timeout=STOP_TIMEOUT_S):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"{self.name} still running {timeout} s after SIGTERM\n" + self.stderr_text())
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+        code = self.wait()
+        if code != 0:
+            raise AssertionError(f"{self.name} exited with {code} after SIGTERM, expected 0\n" + self.stderr_text())
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+
+    def stderr_lines(self):
+        self.stderr.seek(0)
+        return self.stderr.read().decode("utf-8", "replace").splitlines()
+
+    def stderr_text(self, limit=4000):
+        self.stderr.seek(0)
+        text = self.stderr.read().decode("utf-8", "replace")
+        return f"--- {self.name} stderr (last {limit} chars) ---\n{text[-limit:]}"
+
+    @classmethod
+    def kill_all(cls):
+        for server in cls._all:
+            server.kill()
+
+
+def http_request(port, path, method="GET", headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=STEP_TIMEOUT_S)
+    try:
+        conn.request(method, path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+async def step(awaitable, what):
+    try:
+        return await asyncio.wait_for(awaitable, STEP_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"timed out after {STEP_TIMEOUT_S} s: {what}") from None
+
+
+async def connect(url, **kwargs):
+    kwargs.setdefault("compression", None)
+    return await step(websockets.connect(url, open_timeout=None, close_timeout=STEP_TIMEOUT_S, **kwargs),
+                      f"connect to {url}")
+
+
+async def assert_quiet(ws, what):
+    try:
+        got = await asyncio.wait_for(ws.recv(), QUIET_S)
+    except asyncio.TimeoutError:
+        return
+    raise AssertionError(f"{what}: unexpected message {got!r}")
+
+
+def wait_until(predicate, what, timeout=5.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------- metrics
+
+METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+VALUE = r"(?:[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?Inf|NaN)"
+HELP_LINE = re.compile(rf"^# HELP ({METRIC_NAME}) (.*)$")
+TYPE_LINE = re.compile(rf"^# TYPE ({METRIC_NAME}) (counter|gauge|histogram|summary|untyped)$")
+SAMPLE_LINE = re.compile(rf"^({METRIC_NAME})(?:\{{((?:{LABEL})(?:,{LABEL})*)?,?\}})? ({VALUE})(?: -?[0-9]+)?$")
+LABEL_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
+
+
+def unescape_label(v):
+    return re.sub(r'\\(.)', lambda m: {"n": "\n", "\\": "\\", '"': '"'}[m.group(1)], v)
+
+
+def parse_exposition(text):
+    """Checks every line against the text format 0.0.4 and our naming
+    rules; returns ({(name, frozenset(labels)): value}, {name: type})."""
+    assert text.endswith("\n"), "the exposition must end with a newline"
+    samples, types, helps = {}, {}, set()
+    for number, line in enumerate(text.split("\n")[:-1], 1):
+        where = f"line {number}: {line!r}"
+        if line.startswith("#"):
+            m = HELP_LINE.match(line)
+            if m:
+                assert m.group(1) not in helps, f"second HELP for {m.group(1)}: {where}"
+                helps.add(m.group(1))
+                continue
+            m = TYPE_LINE.match(line)
+            assert m, f"a comment that is neither HELP nor TYPE: {where}"
+            name, kind = m.groups()
+            assert name not in types, f"second TYPE for {name}: {where}"
+            assert not any(n == name for n, _ in samples), f"TYPE after samples of {name}: {where}"
+            types[name] = kind
+            continue
+        m = SAMPLE_LINE.match(line)
+        assert m, f"not a valid sample line: {where}"
+        name, labels_text, value = m.groups()
+        labels = frozenset((k, unescape_label(v)) for k, v in LABEL_PAIR.findall(labels_text or ""))
+        assert (name, labels) not in samples, f"duplicate series: {where}"
+        assert name in types, f"sample without a TYPE line: {where}"
+        samples[(name, labels)] = float(value)
+    for name, kind in types.items():
+        assert name in helps, f"{name} has no HELP"
+        assert name.startswith("windlass_") or name.startswith("process_"), f"unprefixed metric {name}"
+        if kind == "counter":
+            assert name.endswith("_total"), f"counter {name} does not end in _total"
+        else:
+            assert not name.endswith("_total"), f"{kind} {name} ends in _total"
+    return samples, types
+
+
+def metric(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+
+class CommandLineTest(unittest.TestCase):
+    """The flags that do not start a server."""
+
+    def test_version_prints_the_project_version(self):
+        r = run_cli("--version")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), f"windlass-server {project_version()}")
+
+    def test_help_mentions_every_flag(self):
+        r = run_cli("--help")
+        self.assertEqual(r.returncode, 0)
+        for flag in ["--config", "--check-config", "--version", "--host", "--port", "--threads",
+                     "--log-level", "--log-format"]:
+            self.assertIn(flag, r.stdout)
+
+    def test_unknown_flag_is_a_usage_error(self):
+        r = run_cli("--prot", "80")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--prot", r.stderr)
+
+    def test_check_config_accepts_the_default_config(self):
+        r = run_cli("--config", DEFAULT_CONFIG, "--check-config")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(len(lines), 1, r.stdout)
+        self.assertTrue(lines[0].startswith("config ok: "), lines[0])
+        for part in ["listen 127.0.0.1:8080", "/ chat", "/echo echo", "/* static", "metrics /metrics"]:
+            self.assertIn(part, lines[0])
+
+    def check_bad(self, text, pattern):
+        """A config whose --check-config must fail with exit 1 and one
+        line on stderr matching `pattern` (a regex; FILE stands for the
+        config's path)."""
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "bad.toml")
+            with open(path, "w") as f:
+                f.write(text)
+            r = run_cli("--config", path, "--check-config")
+            self.assertEqual(r.returncode, 1, f"accepted:\n{text}\nstdout: {r.stdout}")
+            self.assertEqual(r.stdout, "")
+            lines = r.stderr.splitlines()
+            self.assertEqual(len(lines), 1, r.stderr)
+            expected = "^windlass-server: config error: " + pattern.replace("FILE", re.escape(path))
+            self.assertRegex(lines[0], expected)
+
+    def test_unknown_key_is_an_error_with_its_line_and_a_suggestion(self):
+        self.check_bad("# a comment\n\n[server]\nport = 8080\nprot = 9000\n",
+                       r"FILE:5:1: server\.prot: unknown key \(did you mean 'port'\?\)$")
+
+    def test_unknown_table_is_an_error(self):
+        self.check_bad("[sever]\nport = 1\n", r"FILE:1:2: sever: unknown key \(did you mean 'server'\?\)$")
+
+    def test_unknown_route_key_is_an_error(self):
+        self.check_bad('[[route]]\npath = "/e"\ncomponent = "echo"\nping_interval_ms = 500\n',
+                       r"FILE:4:1: route\[0\]\.ping_interval_ms: unknown key \(did you mean 'ping_interval'\?\)$")
+
+    def test_wrong_type_is_an_error(self):
+        self.check_bad('[server]\nport = "8080"\n', r"FILE:2:8: server\.port: expected an integer, got a string$")
+        self.check_bad('[log]\naccess = "yes"\n', r"FILE:2:10: log\.access: expected true or false, got a string$")
+
+    def test_bad_size_string_is_an_error(self):
+        self.check_bad('[websocket]\nmax_message_size = "16 megs"\n',
+                       r'FILE:2:20: websocket\.max_message_size: bad size "16 megs": .*"16MiB"')
+        self.check_bad('[server]\nmax_send_queue = "16mb"\n', r'FILE:2:18: server\.max_send_queue: bad size "16mb"')
+
+    def test_bad_duration_is_an_error(self):
+        self.check_bad('[websocket]\nping_interval = "30"\n',
+                       r'FILE:2:17: websocket\.ping_interval: bad duration "30": .*"30s"')
+
+    def test_out_of_range_is_an_error(self):
+        self.check_bad("[server]\nport = 70000\n", r"FILE:2:8: server\.port: 70000 is out of range \(0 to 65535\)$")
+        self.check_bad('[server]\nmax_head_size = "4MiB"\n',
+                       r"FILE:2:17: server\.max_head_size: 4MiB is out of range \(1KiB to 1MiB\)$")
+        self.check_bad("[server]\nsweep_interval = 0\n", r"FILE:2:18: server\.sweep_interval: 0s is out of range")
+
+    def test_bad_route_is_an_error(self):
+        self.check_bad('[[route]]\npath = "/x"\ncomponent = "ecko"\n',
+                       r'FILE:3:13: route\[0\]\.component: "ecko" is not one of .*\(did you mean \'echo\'\?\)$')
+        self.check_bad('[[route]]\npath = "/x"\ncomponent = "static"\nroot = "no-such-dir"\n',
+                       r"FILE:4:8: route\[0\]\.root: cannot use .*no-such-dir: No such file or directory$")
+        self.check_bad('[[route]]\npath = "/x"\ncomponent = "static"\nroot = "."\nmax_message_size = 10\n',
+                       r"FILE:5:20: route\[0\]\.max_message_size: applies only to WebSocket")
+        self.check_bad('[route]\npath = "/x"\ncomponent = "echo"\n', r"FILE:1:1: route: expected an array of tables")
+        self.check_bad('[[route]]\npth = "/x"\ncomponent = "echo"\n',
+                       r"FILE:2:1: route\[0\]\.pth: unknown key \(did you mean 'path'\?\)$")
+        self.check_bad('[[route]]\ncomponent = "echo"\n', r"FILE:1:1: route\[0\]: missing 'path'$")
+        self.check_bad('[[route]]\npath = "/m"\ncomponent = "echo"\n[metrics]\npath = "/m"\n',
+                       r'FILE:1: route\[0\]\.path "/m": is metrics\.path')
+
+    def test_toml_syntax_error_has_its_line(self):
+        self.check_bad("[server]\nport = = 1\n", r"FILE:2:8: ")
+
+    def test_environment_overrides_the_file_and_flags_override_the_environment(self):
+        base = ["--config", DEFAULT_CONFIG, "--check-config"]
+        r = run_cli(*base, env=clean_env(WINDLASS_PORT="12345", WINDLASS_HOST="::1", WINDLASS_THREADS="3",
+                                         WINDLASS_LOG_LEVEL="debug", WINDLASS_LOG_FORMAT="json"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for part in ["listen ::1:12345", "threads 3", "log debug json"]:
+            self.assertIn(part, r.stdout)
+        r = run_cli(*base, "--port", "23456", "--log-format", "text", env=clean_env(WINDLASS_PORT="12345"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("listen 127.0.0.1:23456", r.stdout)
+        self.assertIn("log info text", r.stdout)
+        r = run_cli(*base, env=clean_env(WINDLASS_PORT="eighty"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("WINDLASS_PORT=eighty: not a port number", r.stderr)
+        r = run_cli(*base, "--log-level", "loud")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--log-level=loud: not a log level", r.stderr)
+
+    def test_a_port_in_use_is_an_error(self):
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            r = run_cli("--config", DEFAULT_CONFIG, "--port", str(port))
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stdout, "")
+        self.assertRegex(r.stderr, rf"error cannot start listening: .*127\.0\.0\.1:{port}.*in use")
+
+    def test_config_file_from_the_environment(self):
+        r = run_cli("--check-config", env=clean_env(WINDLASS_CONFIG=DEFAULT_CONFIG))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("/echo echo", r.stdout)
+
+
+class DefaultConfigTest(unittest.TestCase):
+    """deploy/windlass.toml as shipped, on a free port."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(["--config", DEFAULT_CONFIG, "--port", "0"]).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def tearDown(self):
+        self.assertTrue(self.server.alive(), "windlass-server died during the test\n" + self.server.stderr_text())
+
+    def scrape(self):
+        status, headers, body = http_request(self.server.port, "/metrics")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"), headers)
+        return body.decode()
+
+    def test_page_is_served_at_the_root(self):
+        status, headers, body = http_request(self.server.port, "/")
+        self.assertEqual(status, 200)
+        self.assertIn("text/html", headers["Content-Type"])
+        with open(os.path.join(CHAT_PUBLIC, "index.html"), "rb") as f:
+            self.assertEqual(body, f.read())
+
+    def test_chat_between_two_clients_at_the_root(self):
+        async def body():
+            alice = await connect(self.server.url("/"))
+            bob = await connect(self.server.url("/"))
+            try:
+                await step(alice.send("hello from alice"), "alice sends")
+                self.assertEqual(await step(bob.recv(), "bob receives"), "hello from alice")
+                await assert_quiet(alice, "the sender must not get its own message")
+                await step(bob.send(b"\x00\x01binary"), "bob sends binary")
+                self.assertEqual(await step(alice.recv(), "alice receives"), b"\x00\x01binary")
+            finally:
+                await alice.close()
+                await bob.close()
+        run(body())
+
+    def test_echo_at_echo(self):
+        async def body():
+            ws = await connect(self.server.url("/echo"))
+            try:
+                for message in ["", "héllo", "x" * 70000, b"\xff\x00" * 100]:
+                    await step(ws.send(message), "send")
+                    self.assertEqual(await step(ws.recv(), "echo"), message)
+            finally:
+                await ws.close()
+        run(body())
+
+    def test_sighup_without_tls_is_logged_not_fatal(self):
+        self.server.signal(signal.SIGHUP)
+        wait_until(lambda: any("received SIGHUP" in l for l in self.server.stderr_lines()), "the SIGHUP line")
+        self.assertEqual(http_request(self.server.port, "/healthz")[0], 200)
+
+    def test_health_endpoints(self):
+        status, headers, body = http_request(self.server.port, "/healthz")
+        self.assertEqual((status, body), (200, b"ok\n"))
+        status, _, body = http_request(self.server.port, "/readyz")
+        self.assertEqual((status, body), (200, b"ready\n"))
+        status, headers, _ = http_request(self.server.port, "/healthz", method="POST")
+        self.assertEqual(status, 405)
+        self.assertEqual(headers.get("Allow"), "GET, HEAD")
+
+    def test_metrics_are_valid_exposition_format(self):
+        samples, types = parse_exposition(self.scrape())
+        self.assertEqual(metric(samples, "windlass_build_info", version=project_version()), 1)
+        self.assertGreater(metric(samples, "process_resident_memory_bytes"), 1 << 20)
+        threads = int(metric(samples, "windlass_threads"))
+        self.assertGreaterEqual(threads, 1)
+        loops = {dict(l)["loop"] for (n, l) in samples if n == "windlass_loop_lag_seconds"}
+        self.assertEqual(loops, {str(i) for i in range(threads)})
+        expected = {
+            "windlass_connections_open": "gauge",
+            "windlass_loop_connections_open": "gauge",
+            "windlass_connections_accepted_total": "counter",
+            "windlass_http_requests_total": "counter",
+            "windlass_http_refused_total": "counter",
+            "windlass_websocket_handshakes_total": "counter",
+            "windlass_websocket_connections_open": "gauge",
+            "windlass_websocket_messages_received_total": "counter",
+            "windlass_websocket_received_bytes_total": "counter",
+            "windlass_websocket_messages_sent_total": "counter",
+            "windlass_websocket_sent_bytes_total": "counter",
+            "windlass_websocket_closes_total": "counter",
+            "windlass_websocket_close_codes_total": "counter",
+            "windlass_send_queue_bytes": "gauge",
+            "windlass_loop_lag_seconds": "gauge",
+            "windlass_draining": "gauge",
+            "process_resident_memory_bytes": "gauge",
+        }
+        for name, kind in expected.items():
+            self.assertEqual(types.get(name), kind, name)
+        self.assertEqual(metric(samples, "windlass_draining"), 0)
+
+    @unittest.skipUnless(shutil.which("promtool"), "promtool not installed (Debian package prometheus)")
+    def test_promtool_accepts_the_metrics(self):
+        text = self.scrape()
+        r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, f"promtool:\n{r.stdout}{r.stderr}")
+        self.assertEqual((r.stdout + r.stderr).strip(), "", "promtool lint findings")
+
+    def test_counters_move_after_traffic(self):
+        before, _ = parse_exposition(self.scrape())
+
+        async def traffic():
+            ws = await connect(self.server.url("/echo"))
+            for m in ["one", "two", "three"]:
+                await step(ws.send(m), "send")
+                await step(ws.recv(), "echo")
+            after_open, _ = parse_exposition(self.scrape())
+            self.assertEqual(metric(after_open, "windlass_websocket_connections_open", route="/echo",
+                                    component="echo"), 1)
+            await ws.close(1000)
+            try:
+                await connect(self.server.url("/no-such-endpoint"))
+                self.fail("a WebSocket handshake at an unknown path succeeded")
+            except websockets.exceptions.InvalidStatusCode as e:
+                self.assertEqual(e.status_code, 404)
+        run(traffic())
+
+        def settled():
+            after, _ = parse_exposition(self.scrape())
+            closed = (metric(after, "windlass_websocket_closes_total", cause="peer_closed")
+                      > metric(before, "windlass_websocket_closes_total", cause="peer_closed"))
+            return after if closed else None
+        after = wait_until(settled, "the close counted in windlass_websocket_closes_total")
+
+        def grew(name, by=1, **labels):
+            self.assertGreaterEqual(metric(after, name, **labels) - metric(before, name, **labels), by,
+                                    f"{name}{labels}")
+        grew("windlass_connections_accepted_total", 2)
+        grew("windlass_http_requests_total", 2)
+        grew("windlass_websocket_handshakes_total")
+        grew("windlass_websocket_messages_received_total", 3)
+        grew("windlass_websocket_received_bytes_total", len("onetwothree"))
+        grew("windlass_websocket_messages_sent_total", 3)
+        grew("windlass_websocket_sent_bytes_total", len("onetwothree"))
+        grew("windlass_http_refused_total", status="404")
+        grew("windlass_websocket_close_codes_total", code="1000")
+        self.assertEqual(metric(after, "windlass_websocket_connections_open", route="/echo", component="echo"), 0)
+
+
+class RouteOptionsTest(unittest.TestCase):
+    """Per-route keys: subprotocols, max_message_size, topic."""
+
+    def test_route_options_apply(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "routes.toml")
+            with open(path, "w") as f:
+                f.write('[server]\nthreads = 2\nshutdown_timeout = "5s"\n'
+                        '[websocket]\nmax_message_size = "4KiB"\n'
+                        '[[route]]\npath = "/a"\ncomponent = "chat"\ntopic = "room"\n'
+                        'subprotocols = ["chat.v2", "chat.v1"]\nmax_message_size = 1024\n'
+                        '[[route]]\npath = "/b"\ncomponent = "chat"\ntopic = "room"\n'
+                        '[[route]]\npath = "/e"\ncomponent = "echo"\n')
+            server = Server(["--config", path, "--port", "0"]).start()
+            try:
+                async def body():
+                    a = await connect(server.url("/a"), subprotocols=["chat.v1"])
+                    self.assertEqual(a.subprotocol, "chat.v1")
+                    b = await connect(server.url("/b"))
+                    self.assertIsNone(b.subprotocol)
+                    # Two routes, one topic: one room.
+                    await step(a.send("via a"), "send on /a")
+                    self.assertEqual(await step(b.recv(), "receive on /b"), "via a")
+                    # /e takes the [websocket] default (4 KiB), /a its own 1024.
+                    e = await connect(server.url("/e"))
+                    await step(e.send("y" * 4000), "4000 bytes to /e")
+                    self.assertEqual(len(await step(e.recv(), "echo of 4000")), 4000)
+                    await step(a.send("x" * 2000), "2000 bytes to /a")
+                    await step(a.wait_closed(), "/a closes")
+                    self.assertEqual(a.close_code, 1009)
+                    await b.close()
+                    await e.close()
+                run(body())
+            finally:
+                server.stop()
+
+
+class LogFormatTest(unittest.TestCase):
+
+    def test_json_log_lines_and_access_fields(self):
+        server = Server(["--config", DEFAULT_CONFIG, "--port", "0", "--log-format", "json", "--threads", "2"],
+                        env=clean_env(WINDLASS_LOG_LEVEL="debug")).start()
+        try:
+            async def body():
+                ws = await connect(server.url("/echo?token=s3cret-value"),
+                                   extra_headers={"X-Forwarded-For": '203.0.113.7, "quoted"\\'})
+                await step(ws.send("ping"), "send")
+                await step(ws.recv(), "echo")
+                await ws.close(4001, "bye\u00e9\nnext")
+                try:
+                    await connect(server.url("/nowhere"))
+                except websockets.exceptions.InvalidStatusCode:
+                    pass
+            run(body())
+            self.assertEqual(http_request(server.port, "/healthz")[0], 200)
+            wait_until(lambda: any('"event":"close"' in l for l in server.stderr_lines()), "the close line")
+        finally:
+            server.stop()
+        lines = server.stderr_lines()
+        self.assertTrue(lines)
+        records = []
+        for line in lines:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                self.fail(f"not a JSON line: {line!r}")
+        for r in records:
+            for key in ["time", "level", "logger"]:
+                self.assertIn(key, r)
+            self.assertRegex(r["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        access = [r for r in records if r["logger"] == "access"]
+        by_event = {}
+        for r in access:
+            by_event.setdefault(r["event"], []).append(r)
+        upgrade = next(r for r in by_event["upgrade"] if r["path"] == "/echo")
+        for key in ["id", "remote", "remote_port", "forwarded_for", "method", "path", "status", "duration_ms"]:
+            self.assertIn(key, upgrade)
+        self.assertEqual(upgrade["status"], 101)
+        self.assertEqual(upgrade["remote"], "127.0.0.1")
+        self.assertEqual(upgrade["forwarded_for"], '203.0.113.7, "quoted"\\')
+        close = next(r for r in by_event["close"] if r["id"] == upgrade["id"])
+        self.assertEqual((close["code"], close["cause"], close["reason"]), (4001, "peer_closed", "bye\u00e9\nnext"))
+        self.assertEqual((close["bytes_in"], close["bytes_out"]), (4, 4))
+        self.assertGreaterEqual(close["duration_ms"], 0)
+        refused = next(r for r in by_event["refused"] if r["path"] == "/nowhere")
+        self.assertEqual(refused["status"], 404)
+        self.assertTrue(refused["reason"])
+        health = next(r for r in by_event["http"] if r["path"] == "/healthz")
+        self.assertEqual(health["status"], 200)
+        # Queries carry tokens: they never reach the log.
+        self.assertNotIn("s3cret-value", "\n".join(lines))
+        self.assertTrue(any(r["logger"] == "windlass" and r["msg"].startswith("listening on") for r in records))
+
+
+class ShutdownTest(unittest.TestCase):
+
+    def test_sigterm_drains_then_closes_with_1001(self):
+        drain_s = 2.0
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "drain.toml")
+            with open(path, "w") as f:
+                f.write(f'[server]\nthreads = 2\ndrain_delay = "{int(drain_s * 1000)}ms"\nshutdown_timeout = "5s"\n'
+                        f'[[route]]\npath = "/echo"\ncomponent = "echo"\n'
+                        f'[[route]]\npath = "/*"\ncomponent = "static"\nroot = {toml_string(CHAT_PUBLIC)}\n')
+            server = Server(["--config", path, "--port", "0"]).start()
+            try:
+                async def body():
+                    clients = [await connect(server.url("/echo")) for _ in range(3)]
+                    signalled_at = time.monotonic()
+                    server.signal(signal.SIGTERM)
+                    loop = asyncio.get_running_loop()
+
+                    def ready_status():
+                        return http_request(server.port, "/readyz")[0]
+                    status = None
+                    while time.monotonic() - signalled_at < drain_s / 2:
+                        status = await loop.run_in_executor(None, ready_status)
+                        if status == 503:
+                            break
+                        await asyncio.sleep(0.05)
+                    self.assertEqual(status, 503, "/readyz did not turn 503 early in the drain")
+                    self.assertEqual((await loop.run_in_executor(None, http_request, server.port, "/healthz"))[0], 200)
+                    # Still serving the clients it has while it drains.
+                    for i, ws in enumerate(clients):
+                        await step(ws.send(f"during drain {i}"), "send during the drain")
+                        self.assertEqual(await step(ws.recv(), "echo during the drain"), f"during drain {i}")
+                    for ws in clients:
+                        await step(ws.wait_closed(), "the server's close")
+                        self.assertEqual(ws.close_code, 1001)
+                    self.assertGreaterEqual(time.monotonic() - signalled_at, drain_s * 0.9,
+                                            "clients were closed before drain_delay passed")
+                run(body())
+                self.assertEqual(server.wait(), 0, server.stderr_text())
+            finally:
+                server.kill()
+        # The text access log: a close line per client, cause shutdown.
+        closes = [l for l in server.stderr_lines() if " access close " in l]
+        self.assertEqual(len(closes), 3, server.stderr_text())
+        for line in closes:
+            self.assertRegex(line, r"^\d{4}-\d\d-\d\dT\S+ info access close id=\d+ remote=127\.0\.0\.1:\d+ "
+                                   r"forwarded_for=- path=/echo code=1001 cause=shutdown reason=\S.* "
+                                   r"duration_ms=[\d.]+ bytes_in=\d+ bytes_out=\d+$")
+
+
+class SystemdNotifyTest(unittest.TestCase):
+    """sd_notify(3) against a socket of our own, read as systemd reads it."""
+
+    def test_ready_watchdog_status_and_stopping(self):
+        with tempfile.TemporaryDirectory() as d:
+            sock_path = os.path.join(d, "notify.sock")
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.bind(sock_path)
+            sock.settimeout(0.2)
+            messages = queue.Queue()
+            done = threading.Event()
+
+            # Read continuously, as systemd does: sd_notify's send blocks once
+            # the socket's queue (net.unix.max_dgram_qlen, often 10) is full.
+            def reader():
+                while not done.is_set():
+                    try:
+                        messages.put(sock.recv(4096).decode())
+                    except socket.timeout:
+                        continue
+            thread = threading.Thread(target=reader, daemon=True)
+            thread.start()
+
+            def receive_until(predicate, what):
+                got = []
+                deadline = time.monotonic() + STEP_TIMEOUT_S
+                while time.monotonic() < deadline:
+                    try:
+                        message = messages.get(timeout=0.1)
+                    except queue.Empty:
+                        continue
+                    got.append(message)
+                    if predicate(message):
+                        return got
+                raise AssertionError(f"no {what} notification; got {got}")
+
+            env = clean_env(NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="400000")
+            server = Server(["--config", DEFAULT_CONFIG, "--port", "0"], env=env).start()
+            try:
+                ready = receive_until(lambda m: "READY=1" in m, "READY=1")[-1].split("\n")
+                self.assertIn(f"STATUS=listening on 127.0.0.1:{server.port}", ready)
+                start = time.monotonic()
+                receive_until(lambda m: m == "WATCHDOG=1", "first WATCHDOG=1")
+                receive_until(lambda m: m == "WATCHDOG=1", "second WATCHDOG=1")
+                # Pings every 200 ms (half of WATCHDOG_USEC): two come well within 2 s.
+                self.assertLess(time.monotonic() - start, 2.0)
+                server.signal(signal.SIGTERM)
+                stopping = receive_until(lambda m: "STOPPING=1" in m, "STOPPING=1")[-1].split("\n")
+                extend = [f for f in stopping if f.startswith("EXTEND_TIMEOUT_USEC=")]
+                self.assertEqual(len(extend), 1, stopping)
+                # drain_delay 5 s + shutdown_timeout 10 s + a margin.
+                self.assertGreaterEqual(int(extend[0].split("=")[1]), 15_000_000)
+                # The watchdog keeps pinging through the drain.
+                receive_until(lambda m: m == "WATCHDOG=1", "WATCHDOG=1 while draining")
+                self.assertEqual(server.wait(), 0, server.stderr_text())
+            finally:
+                server.kill()
+                done.set()
+                thread.join()
+                sock.close()
+
+
+def main():
+    faulthandler.dump_traceback_later(WATCHDOG_S, exit=True)
+    runner = unittest.TextTestRunner(verbosity=2, stream=sys.stdout)
+    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
+    try:
+        result = runner.run(suite)
+    finally:
+        Server.kill_all()
+    failed_ids = {getattr(t, "test_case", t).id() for t, _ in result.failures + result.errors}
+    failed_ids |= {t.id() for t in result.unexpectedSuccesses}
+    failed = len(failed_ids)
+    passed = max(0, result.testsRun - failed - len(result.skipped))
+    print(f"server_test: {passed} passed, {failed} failed, {len(result.skipped)} skipped")
+    sys.exit(0 if result.wasSuccessful() else 1)
+
+
+if __name__ == "__main__":
+    main()
