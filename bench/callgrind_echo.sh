@@ -66,7 +66,7 @@ start_under_callgrind() {
   local server=$1 outfile=$2 log="$2.log" cmd
   if [ "$server" = windlass ]; then
     server_port=$(free_port)
-    cmd="$(printf '%q' "$WINDLASS_ECHO") --host 127.0.0.1 --port $server_port"
+    cmd="$(printf '%q' "$WINDLASS_ECHO") --host 127.0.0.1 --port $server_port --threads 1"
   elif [[ $PEER_CMD == *"{port}"* ]]; then
     server_port=$(free_port)
     cmd=${PEER_CMD//\{port\}/$server_port}

@@ -153,7 +153,8 @@ free_port() {
 start_windlass() {
   local log="$OUT/windlass-echo.log"
   # shellcheck disable=SC2086 # WINDLASS_ARGS is a list of words
-  taskset -c "$SERVER_CPU" "$WINDLASS_ECHO" --host 127.0.0.1 --port 0 ${WINDLASS_ARGS:-} >"$log" 2>&1 &
+  # One loop: the server is pinned to one core, and a second loop there would only contend.
+  taskset -c "$SERVER_CPU" "$WINDLASS_ECHO" --host 127.0.0.1 --port 0 --threads 1 ${WINDLASS_ARGS:-} >"$log" 2>&1 &
   server_pid=$!
   pids+=("$server_pid")
   for _ in $(seq 100); do
