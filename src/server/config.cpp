@@ -38,6 +38,7 @@ constexpr milliseconds kSecond{1000}, kMinute{60'000}, kHour{3'600'000};
 
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
 constexpr std::string_view kComponents[] = {"chat", "echo", "static"};
+constexpr std::string_view kCompressionModes[] = {"off", "shared", "per-connection"};
 
 const char* type_name(toml::node_type t) {
   switch (t) {
@@ -289,6 +290,31 @@ void read_ws_options(Section& s, WsOptions& ws) {
   s.duration("ping_interval", ws.ping_interval, milliseconds(0), 24 * kHour);
   s.duration("pong_timeout", ws.pong_timeout, milliseconds(10), kHour);
   s.duration("close_timeout", ws.close_timeout, milliseconds(10), 10 * kMinute);
+
+  using Mode = windlass::CompressionOptions::Mode;
+  std::string mode;
+  s.one_of("compression", mode, kCompressionModes);
+  if (mode == "off") ws.compression.mode = Mode::off;
+  if (mode == "shared") ws.compression.mode = Mode::shared;
+  if (mode == "per-connection") ws.compression.mode = Mode::per_connection;
+  s.size("compression_min_size", ws.compression.min_size, 0, 4 * GiB);
+
+  s.integer("rate_limit_messages", ws.rate_limit.messages_per_second, 0, 10'000'000);
+  size_t bytes_per_second = ws.rate_limit.bytes_per_second;
+  s.size("rate_limit_bytes", bytes_per_second, 0, 4 * GiB);
+  ws.rate_limit.bytes_per_second = bytes_per_second;
+  // The byte bucket must hold one maximal message, or such a message could
+  // never pass: its burst is the larger of one second's worth and that.
+  ws.rate_limit.burst_bytes = bytes_per_second == 0 ? 0 : std::max<uint64_t>(bytes_per_second, ws.max_message_size);
+}
+
+void read_access(Section& s, windlass::AccessOptions& a) {
+  s.string_list("allowed_origins", a.allowed_origins);
+  s.boolean("allow_missing_origin", a.allow_missing_origin);
+  s.string_list("blocklist", a.blocklist);
+  s.string_list("trusted_proxies", a.trusted_proxies);
+  s.integer("max_connections_per_ip", a.max_connections_per_ip, 0, 100'000'000);
+  s.finish();
 }
 
 void read_server(Section& s, ServerOptions& o) {
@@ -395,7 +421,8 @@ RouteConfig read_route(Section& s, const WsOptions& defaults, const fs::path& ba
   r.line = static_cast<int>(s.table().source().begin.line);
   r.ws = defaults;
   s.check_keys({"path", "component", "root", "topic", "max_message_size", "ping_interval", "pong_timeout",
-                "close_timeout", "subprotocols"});
+                "close_timeout", "subprotocols", "compression", "compression_min_size", "rate_limit_messages",
+                "rate_limit_bytes"});
 
   std::string component;
   s.one_of("component", component, kComponents);
@@ -420,7 +447,8 @@ RouteConfig read_route(Section& s, const WsOptions& defaults, const fs::path& ba
     }
   };
   for (std::string_view key :
-       {"max_message_size", "ping_interval", "pong_timeout", "close_timeout", "subprotocols"}) {
+       {"max_message_size", "ping_interval", "pong_timeout", "close_timeout", "subprotocols", "compression",
+        "compression_min_size", "rate_limit_messages", "rate_limit_bytes"}) {
     only_for(key, r.is_websocket(), "WebSocket (chat, echo)");
   }
   only_for("root", r.component == ComponentKind::static_files, "static");
@@ -500,6 +528,10 @@ Config load_config(const fs::path& file) {
     Section s(*t, "websocket.", c.source);
     read_ws_options(s, c.websocket);
     s.finish();
+  }
+  if (const toml::table* t = sub_table("access")) {
+    Section s(*t, "access.", c.source);
+    read_access(s, c.server.access);
   }
   if (const toml::table* t = sub_table("tls")) {
     Section s(*t, "tls.", c.source);

@@ -601,6 +601,48 @@ class RouteOptionsTest(unittest.TestCase):
                 server.stop()
 
 
+class CompressionAndAccessTest(unittest.TestCase):
+    """[websocket] compression and rate limits, and the [access] table."""
+
+    def test_compression_rate_limit_and_access_rules_apply(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "access.toml")
+            with open(path, "w") as f:
+                f.write('[server]\nthreads = 2\nshutdown_timeout = "5s"\n'
+                        '[websocket]\ncompression = "shared"\nrate_limit_messages = 5\n'
+                        '[access]\nallowed_origins = ["https://chat.example.com"]\n'
+                        'trusted_proxies = ["127.0.0.1"]\nblocklist = ["203.0.113.0/24"]\n'
+                        '[[route]]\npath = "/e"\ncomponent = "echo"\n'
+                        '[[route]]\npath = "/plain"\ncomponent = "echo"\ncompression = "off"\n')
+            server = Server(["--config", path, "--port", "0"]).start()
+            try:
+                async def body():
+                    good = {"Origin": "https://chat.example.com"}
+                    ws = await connect(server.url("/e"), extra_headers=good, compression="deflate")
+                    self.assertIn("permessage-deflate", ws.response_headers.get("Sec-WebSocket-Extensions", ""))
+                    await step(ws.send("z" * 500), "compressed echo")
+                    self.assertEqual(await step(ws.recv(), "echo"), "z" * 500)
+                    # Five messages a second: the burst runs out, the server closes with 1008.
+                    for i in range(20):
+                        try:
+                            await ws.send(f"m{i}")
+                        except websockets.ConnectionClosed:
+                            break
+                    await step(ws.wait_closed(), "rate-limited close")
+                    self.assertEqual(ws.close_code, 1008)
+                    plain = await connect(server.url("/plain"), extra_headers=good, compression="deflate")
+                    self.assertIsNone(plain.response_headers.get("Sec-WebSocket-Extensions"))
+                    await plain.close()
+                    for headers, what in (({"Origin": "https://evil.example.net"}, "foreign origin"),
+                                          (dict(good, **{"X-Forwarded-For": "203.0.113.9"}), "blocked client")):
+                        with self.assertRaises(websockets.InvalidStatusCode) as cm:
+                            await connect(server.url("/e"), extra_headers=headers)
+                        self.assertEqual(cm.exception.status_code, 403, what)
+                run(body())
+            finally:
+                server.stop()
+
+
 class LogFormatTest(unittest.TestCase):
 
     def test_json_log_lines_and_access_fields(self):
