@@ -376,7 +376,14 @@ describe('windlass-server under supervisord', { timeout: 80_000, skip: SKIP }, (
 
     const newPid = await programPid();
     assert.ok(newPid > 0 && newPid !== oldPid, `a new server process (old ${oldPid}, new ${newPid})`);
-    assert.ok(await running(), 'supervisorctl status: RUNNING');
+    // supervisord says RUNNING only once the new process has lived startsecs
+    // (2 s), which can be after the pages are back: wait for it, bounded.
+    let state = null;
+    for (let waited = 0; waited < 10_000 && !state; waited += 200) {
+      state = await running();
+      if (!state) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(state, 'supervisorctl status: RUNNING');
     assert.match(supervisordLog(), /exited: windlass \(terminated by SIGKILL; not expected\)/);
     assert.equal(programLog('out').match(/^listening on 127\.0\.0\.1:\d+$/gm)?.length, 2,
       `two "listening on" lines in the program's stdout log:\n${programLog('out')}`);
