@@ -225,8 +225,9 @@ void HttpSession::process(Socket& s, uint8_t* data, size_t len, bool from_buffer
       std::optional<ClientIp> client;
       const AccessPolicy* policy = server_.options().access;
       if (policy != nullptr) {
-        client = policy->client_ip(s.remote_address(), joined_header("x-forwarded-for"),
-                                   head_.header("x-real-ip"));
+        // Kept in a variable: client->unparsed may point into it.
+        std::string forwarded_for = joined_header("x-forwarded-for");
+        client = policy->client_ip(s.remote_address(), forwarded_for, head_.header("x-real-ip"));
         if (client) {
           client_address_ = to_string(client->address);
           if (!client->unparsed.empty()) {
