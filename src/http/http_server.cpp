@@ -118,7 +118,6 @@ class HttpSession final : public SocketHandler {
   void process(Socket& s, uint8_t* data, size_t len, bool from_buffer);
   void refuse(Socket& s, int status, std::string_view reason, std::string_view extra = {});
   Request make_request(const Socket& s) const;
-  std::string joined_header(std::string_view name, bool* found = nullptr) const;
   void answer_plain(Socket& s, const HttpHandler& handler, Request request);
 
   HttpServer& server_;
@@ -187,20 +186,6 @@ Request HttpSession::make_request(const Socket& s) const {
   return r;
 }
 
-// Repeated header lines joined with ", " (RFC 9110 §5.3): a proxy chain may
-// split X-Forwarded-For over several lines.
-std::string HttpSession::joined_header(std::string_view name, bool* found) const {
-  std::string out;
-  bool any = false;
-  for (size_t i = 0; i < head_.header_count; ++i) {
-    if (!iequals(head_.headers[i].name, name)) continue;
-    if (any) out += ", ";
-    out += head_.headers[i].value;
-    any = true;
-  }
-  if (found) *found = any;
-  return out;
-}
 
 void HttpSession::process(Socket& s, uint8_t* data, size_t len, bool from_buffer) {
   head_valid_ = false;
@@ -226,7 +211,7 @@ void HttpSession::process(Socket& s, uint8_t* data, size_t len, bool from_buffer
       const AccessPolicy* policy = server_.options().access;
       if (policy != nullptr) {
         // Kept in a variable: client->unparsed may point into it.
-        std::string forwarded_for = joined_header("x-forwarded-for");
+        std::string forwarded_for = proto::join_header_lines(head_, "x-forwarded-for");
         client = policy->client_ip(s.remote_address(), forwarded_for, head_.header("x-real-ip"));
         if (client) {
           client_address_ = to_string(client->address);
@@ -252,7 +237,7 @@ void HttpSession::process(Socket& s, uint8_t* data, size_t len, bool from_buffer
         ConnectionSlot slot;
         if (policy != nullptr) {
           bool has_origin = false;
-          std::string origin = joined_header("origin", &has_origin);
+          std::string origin = proto::join_header_lines(head_, "origin", &has_origin);
           if (auto e = policy->check_origin(has_origin ? std::optional<std::string_view>(origin) : std::nullopt);
               e != AccessError::none) {
             return refuse(s, http_status_for(e), describe(e));

@@ -441,4 +441,17 @@ bool header_has_token(std::string_view value, std::string_view token) noexcept {
   return false;
 }
 
+std::string join_header_lines(const HttpRequestHead& head, std::string_view name, bool* found) {
+  std::string out;
+  bool any = false;
+  for (size_t i = 0; i < head.header_count; ++i) {
+    if (!iequals(head.headers[i].name, name)) continue;
+    if (any) out += ", ";
+    out += head.headers[i].value;
+    any = true;
+  }
+  if (found) *found = any;
+  return out;
+}
+
 }  // namespace windlass::proto

@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace windlass::proto {
@@ -89,6 +90,11 @@ class Http1Parser {
   size_t head_size_ = 0;
   HttpError error_ = HttpError::none;
 };
+
+// Every line of header `name` joined with ", " (RFC 9110 §5.3: a list-valued
+// field split over several lines means the same as one line). `found`
+// tells a missing header from an empty one.
+std::string join_header_lines(const HttpRequestHead& head, std::string_view name, bool* found = nullptr);
 
 // ASCII case-insensitive comparison.
 bool iequals(std::string_view a, std::string_view b) noexcept;

@@ -39,27 +39,13 @@ proto::Deflater& WsServer::shared_deflater(const proto::DeflaterConfig& config) 
   return *shared_deflaters_.back();
 }
 
-namespace {
-// Every line of a header joined with ", ": RFC 6455 §9.1 and §11.3.4 let a
-// client split Sec-WebSocket-Extensions and Sec-WebSocket-Protocol over
-// several lines with the same meaning as one.
-std::string all_lines(const proto::HttpRequestHead& head, std::string_view name) {
-  std::string out;
-  for (size_t i = 0; i < head.header_count; ++i) {
-    if (!proto::iequals(head.headers[i].name, name)) continue;
-    if (!out.empty()) out += ", ";
-    out += head.headers[i].value;
-  }
-  return out;
-}
-}  // namespace
-
 proto::HandshakeError WsServer::upgrade(Socket& socket, const proto::HttpRequestHead& head, Request request,
                                         WsRoute& route, uint8_t* rest, size_t rest_len,
                                         Loop::Clock::time_point started, ConnectionSlot slot) {
   proto::UpgradeRequest up;
   if (auto err = proto::validate_upgrade(head, up); err != proto::HandshakeError::none) return err;
-  std::string offered_protocols = all_lines(head, "sec-websocket-protocol");
+  // RFC 6455 §9.1, §11.3.4: both lists may be split over several lines.
+  std::string offered_protocols = proto::join_header_lines(head, "sec-websocket-protocol");
   std::string_view protocol = proto::select_subprotocol(offered_protocols, route.subprotocols);
   std::string accept = proto::compute_accept_key(up.key);
   // permessage-deflate when the route allows it and the client offers an
@@ -67,7 +53,7 @@ proto::HandshakeError WsServer::upgrade(Socket& socket, const proto::HttpRequest
   // which means no extension is in use (RFC 6455 §9.1).
   proto::DeflateNegotiation deflate;
   if (route.deflate.enabled && !up.extensions.empty()) {
-    deflate = proto::negotiate_deflate(all_lines(head, "sec-websocket-extensions"), route.deflate);
+    deflate = proto::negotiate_deflate(proto::join_header_lines(head, "sec-websocket-extensions"), route.deflate);
   }
   proto::build_accept_response(response_, accept, protocol, deflate.accepted() ? deflate.response : "");
   socket.write(response_.data(), response_.size());
