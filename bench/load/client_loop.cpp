@@ -152,7 +152,8 @@ void Stats::reset_window() noexcept {
 }
 
 uint64_t Stats::errors() const noexcept {
-  return connect_errors + handshake_errors + protocol_errors + echo_mismatches + unexpected_closes + timeouts;
+  return connect_errors + handshake_errors + protocol_errors + echo_mismatches + delivery_errors +
+         unexpected_closes + timeouts;
 }
 
 // ---------------------------------------------------------------- Client
@@ -216,6 +217,7 @@ struct Client::FrameSink {
 
   void on_data(const uint8_t* chunk, size_t len) noexcept {
     if (len == 0) return;
+    if (loop.reads_payload_) loop.workload_.on_payload(c, chunk, len, c.message_length_);
     if (c.message_length_ == 0) c.message_first_ = chunk[0];
     c.message_last_ = chunk[len - 1];
     c.message_length_ += len;
@@ -268,6 +270,7 @@ ClientLoop::ClientLoop(const Options& opts, const Target& target, size_t slots, 
     : opts_(opts),
       target_(target),
       workload_(workload),
+      reads_payload_(workload.reads_payload()),
       epoll_fd_(epoll_create1(EPOLL_CLOEXEC)),
       receive_buffer_(std::make_unique_for_overwrite<uint8_t[]>(kReceiveBufferSize)),
       rng_state_(random_seed()),

@@ -63,6 +63,7 @@ struct Stats {
   uint64_t handshake_errors = 0;   // no valid 101 answer
   uint64_t protocol_errors = 0;    // invalid frames from the server
   uint64_t echo_mismatches = 0;    // a reply that was not what was sent
+  uint64_t delivery_errors = 0;    // fanout: a message lost, reordered, corrupted or sent to its publisher
   uint64_t unexpected_closes = 0;  // the server closed (or dropped) a connection we did not close
   uint64_t timeouts = 0;           // stuck in connect, upgrade or close too long
   std::map<uint16_t, uint64_t> server_close_codes;  // codes in the server's close frames
@@ -140,6 +141,14 @@ class Workload {
   virtual void on_message(Client& client, const Message& message) = 0;
   // The client is idle again: `clean` when the close handshake completed.
   virtual void on_closed(Client& client, bool clean) = 0;
+
+  // A workload that checks payload bytes, not only what Message carries,
+  // returns true here (asked once, when the loop is built) and is handed
+  // each piece of a data message's payload as it lies in the receive
+  // buffer, `offset` bytes into the message, before on_message.
+  virtual bool reads_payload() const noexcept { return false; }
+  virtual void on_payload(Client& /*client*/, const uint8_t* /*chunk*/, size_t /*len*/, uint64_t /*offset*/) {
+  }
 };
 
 class ClientLoop {
@@ -206,6 +215,7 @@ class ClientLoop {
   const Options& opts_;
   const Target& target_;
   Workload& workload_;
+  const bool reads_payload_;
   int epoll_fd_ = -1;
   std::vector<std::unique_ptr<Client>> clients_;
   std::deque<Client*> connect_queue_;

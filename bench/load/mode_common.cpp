@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 
@@ -5,9 +6,10 @@
 
 namespace windlass::load {
 
-size_t open_all(ClientLoop& loop, const Options& opts) {
+size_t open_all(ClientLoop& loop, const Options& opts, size_t first_n) {
+  const size_t n = std::min(first_n, loop.size());
   const uint64_t started = monotonic_ns();
-  loop.connect_all();
+  for (size_t i = 0; i < n; ++i) loop.connect(loop.client(i));
   uint64_t next_progress = started + 1'000'000'000;
   for (;;) {
     loop.poll(50);
@@ -15,12 +17,12 @@ size_t open_all(ClientLoop& loop, const Options& opts) {
     const size_t idle = loop.count(ClientState::idle);
     if (loop.aborted() || open + idle == loop.size()) break;
     if (monotonic_ns() > next_progress) {
-      progress(opts, "%zu/%zu connections open", open, loop.size());
+      progress(opts, "%zu/%zu connections open", open, n);
       next_progress += 1'000'000'000;
     }
   }
   const size_t open = loop.count(ClientState::open);
-  progress(opts, "%zu/%zu connections open in %.2f s", open, loop.size(),
+  progress(opts, "%zu/%zu connections open in %.2f s", open, n,
            static_cast<double>(monotonic_ns() - started) / 1e9);
   return open;
 }

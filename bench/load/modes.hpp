@@ -1,10 +1,11 @@
 // The load generator's modes. Each is one function that builds its
 // Workload, drives a ClientLoop through its phases and fills a Report; a
-// new mode (broadcast fan-out, say) is a new function here and a line in
+// new mode is a new function here and a line in
 // the table in windlass_load.cpp.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "client_loop.hpp"
 #include "options.hpp"
@@ -20,12 +21,16 @@ void run_echo(const Options& opts, const Target& target, Report& report);
 void run_handshake(const Options& opts, const Target& target, Report& report);
 // Connections held open doing nothing, to weigh the server's memory.
 void run_idle(const Options& opts, const Target& target, Report& report);
+// One publisher, N subscribers: bursts of --burst messages, each to be
+// received by every subscriber before the next burst goes out.
+void run_fanout(const Options& opts, const Target& target, Report& report);
 
 // Phases the modes share.
 
-// Connects every client and polls until each has opened or failed (or the
-// run is aborted); returns how many are open.
-size_t open_all(ClientLoop& loop, const Options& opts);
+// Connects the first `first_n` clients (all by default) and polls until
+// each has opened or failed (or the run is aborted); returns how many are
+// open. The other clients must be idle.
+size_t open_all(ClientLoop& loop, const Options& opts, size_t first_n = SIZE_MAX);
 
 // A progress line on stderr, unless --quiet.
 void progress(const Options& opts, const char* format, ...) __attribute__((format(printf, 2, 3)));

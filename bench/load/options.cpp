@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <string_view>
 
 namespace windlass::load {
@@ -14,6 +15,12 @@ modes:
   echo        N connections each send a message and wait for its echo, for
               --duration seconds after --warmup (or exactly --count times);
               reports messages/s and round-trip latency percentiles
+  fanout      N subscribers and one publisher on a chat-like server (every
+              message goes to every other client at the path, as
+              examples/chat does): the publisher writes --burst messages in
+              one send, waits until every subscriber has received all of
+              them (each checked for order, loss and content), and repeats;
+              reports deliveries/s and publish-to-receipt latency
   handshake   keep N connections cycling connect -> upgrade -> close;
               reports handshakes/s and connect-to-101 latency
   idle        open N connections and hold them for --duration seconds;
@@ -27,10 +34,14 @@ target:
 
 workload:
   --connections N   default 100 (capped by RLIMIT_NOFILE, which is raised
-                    to its hard limit)
-  --size BYTES      payload per message, default 20
+                    to its hard limit); in fanout, the subscribers (the
+                    publisher is one more connection)
+  --size BYTES      payload per message, default 20; fanout needs >= 16
+                    (sequence number and send time, then filler)
   --binary          send binary messages (default text)
   --pipeline K      messages in flight per connection, default 1
+  --burst K         fanout: messages per burst, written in one send,
+                    default 1 (light); 32 queues 32 per subscriber (heavy)
   --duration SEC    measured time, default 10
   --warmup SEC      unmeasured time before it, default 2
   --count N         echo: exactly N round trips per connection, then close
@@ -155,6 +166,9 @@ bool parse_options(int argc, char** argv, Options& out, bool& help) {
     } else if (arg == "--pipeline") {
       ok = parse_number(value, number) && number > 0 && number <= 4096;
       out.pipeline = static_cast<size_t>(number);
+    } else if (arg == "--burst") {
+      ok = parse_number(value, number) && number > 0 && number <= 4096;
+      out.burst = static_cast<size_t>(number);
     } else if (arg == "--duration") {
       ok = parse_number(value, out.duration_s);
     } else if (arg == "--warmup") {
@@ -173,8 +187,12 @@ bool parse_options(int argc, char** argv, Options& out, bool& help) {
     }
     if (!ok) return fail("bad value", std::string(arg) + " " + std::string(value));
   }
-  if (out.mode.empty()) return fail("missing mode", "echo, handshake or idle");
+  if (out.mode.empty()) return fail("missing mode", "echo, fanout, handshake or idle");
   if (out.port == 0) return fail("missing target", "give --port or --url");
+  if (out.mode == "fanout") {
+    if (out.size < 16) return fail("fanout needs --size 16 or more", std::to_string(out.size));
+    if (out.counted) return fail("--count is for echo only", "fanout is timed");
+  }
   return true;
 }
 

@@ -8,7 +8,7 @@
 namespace windlass::load {
 
 struct Options {
-  std::string mode;  // echo, handshake, idle
+  std::string mode;  // echo, fanout, handshake, idle
   std::string host = "127.0.0.1";
   uint16_t port = 0;
   std::string path = "/";
@@ -16,6 +16,7 @@ struct Options {
   size_t size = 20;  // payload bytes per message
   bool binary = false;
   size_t pipeline = 1;  // messages in flight per connection
+  size_t burst = 1;     // fanout: messages per publish burst
   double duration_s = 10;
   double warmup_s = 2;
   bool counted = false;         // echo: --count given, so not timed

@@ -23,7 +23,8 @@ double server_cpu_s(const Report& r) noexcept {
   return r.window_end.server_cpu_s - r.window_start.server_cpu_s;
 }
 
-// The unit of work each mode counts: echoed messages or handshakes.
+// The unit of work each mode counts: echoed messages, fan-out deliveries or
+// handshakes.
 uint64_t work_done(const Report& r) noexcept {
   return r.mode == "handshake" ? r.window.handshakes : r.window.messages_received;
 }
@@ -55,6 +56,7 @@ void print_json(const Report& r, const Options& opts) {
               r.connections < r.requested_connections ? "true" : "false", r.opened);
   std::printf("\"size\":%zu,\"binary\":%s,\"pipeline\":%zu,", opts.size, opts.binary ? "true" : "false",
               opts.pipeline);
+  if (r.mode == "fanout") std::printf("\"burst\":%zu,\"subscribers\":%zu,", opts.burst, r.opened);
   std::printf("\"seconds\":%.3f,\"messages_sent\":%llu,\"messages\":%llu,\"messages_per_s\":%.1f,", secs,
               static_cast<unsigned long long>(r.window.messages_sent),
               static_cast<unsigned long long>(r.window.messages_received),
@@ -82,10 +84,10 @@ void print_json(const Report& r, const Options& opts) {
   const Stats& t = r.totals;
   std::printf(
       "\"errors\":{\"total\":%llu,\"connect\":%llu,\"handshake\":%llu,\"protocol\":%llu,"
-      "\"echo_mismatch\":%llu,\"unexpected_close\":%llu,\"timeout\":%llu},",
+      "\"echo_mismatch\":%llu,\"delivery\":%llu,\"unexpected_close\":%llu,\"timeout\":%llu},",
       static_cast<unsigned long long>(t.errors()), static_cast<unsigned long long>(t.connect_errors),
       static_cast<unsigned long long>(t.handshake_errors), static_cast<unsigned long long>(t.protocol_errors),
-      static_cast<unsigned long long>(t.echo_mismatches),
+      static_cast<unsigned long long>(t.echo_mismatches), static_cast<unsigned long long>(t.delivery_errors),
       static_cast<unsigned long long>(t.unexpected_closes), static_cast<unsigned long long>(t.timeouts));
   std::printf("\"server_close_codes\":{");
   const char* sep = "";
@@ -109,6 +111,12 @@ void print_human(const Report& r, const Options& opts) {
         r.opened, opts.size, opts.binary ? "binary" : "text", opts.pipeline, secs,
         per_second(r.window.messages_received, secs),
         per_second(r.window.payload_bytes_received, secs) / 1e6);
+  } else if (r.mode == "fanout") {
+    std::printf(
+        "fanout: %zu subscribers, %zu B %s, burst %zu, %.2f s: %.0f deliveries/s (%.0f messages "
+        "published/s)\n",
+        r.opened, opts.size, opts.binary ? "binary" : "text", opts.burst, secs,
+        per_second(r.window.messages_received, secs), per_second(r.window.messages_sent, secs));
   } else if (r.mode == "handshake") {
     std::printf("handshake: %zu concurrent, %.2f s: %.0f handshakes/s\n", r.connections, secs,
                 per_second(r.window.handshakes, secs));
@@ -117,8 +125,11 @@ void print_human(const Report& r, const Options& opts) {
   }
   if (lat.count() > 0) {
     std::printf("  %s latency: p50 %.0f us, p90 %.0f us, p99 %.0f us, p99.9 %.0f us, max %.0f us\n",
-                r.mode == "handshake" ? "connect-to-101" : "round-trip", us(lat.percentile(0.50)),
-                us(lat.percentile(0.90)), us(lat.percentile(0.99)), us(lat.percentile(0.999)), us(lat.max()));
+                r.mode == "handshake" ? "connect-to-101"
+                : r.mode == "fanout"  ? "publish-to-receipt"
+                                      : "round-trip",
+                us(lat.percentile(0.50)), us(lat.percentile(0.90)), us(lat.percentile(0.99)),
+                us(lat.percentile(0.999)), us(lat.max()));
   }
   const double client_pct = percent(r.window_end.self_cpu_s - r.window_start.self_cpu_s, secs);
   const double server_s = server_cpu_s(r);
@@ -139,11 +150,11 @@ void print_human(const Report& r, const Options& opts) {
   }
   const Stats& t = r.totals;
   std::printf(
-      "  errors: %llu (connect %llu, handshake %llu, protocol %llu, echo mismatch %llu, "
+      "  errors: %llu (connect %llu, handshake %llu, protocol %llu, echo mismatch %llu, delivery %llu, "
       "unexpected close %llu, timeout %llu)\n",
       static_cast<unsigned long long>(t.errors()), static_cast<unsigned long long>(t.connect_errors),
       static_cast<unsigned long long>(t.handshake_errors), static_cast<unsigned long long>(t.protocol_errors),
-      static_cast<unsigned long long>(t.echo_mismatches),
+      static_cast<unsigned long long>(t.echo_mismatches), static_cast<unsigned long long>(t.delivery_errors),
       static_cast<unsigned long long>(t.unexpected_closes), static_cast<unsigned long long>(t.timeouts));
   for (const auto& [code, n] : t.server_close_codes) {
     if (code != 1000) {

@@ -23,6 +23,7 @@ struct NamedMode {
 
 constexpr NamedMode kModes[] = {
     {"echo", run_echo},
+    {"fanout", run_fanout},
     {"handshake", run_handshake},
     {"idle", run_idle},
 };
@@ -64,7 +65,8 @@ int main(int argc, char** argv) {
     if (opts.mode == m.name) run = m.run;
   }
   if (run == nullptr) {
-    std::fprintf(stderr, "windlass-load: unknown mode '%s' (echo, handshake, idle)\n", opts.mode.c_str());
+    std::fprintf(stderr, "windlass-load: unknown mode '%s' (echo, fanout, handshake, idle)\n",
+                 opts.mode.c_str());
     return 2;
   }
 
