@@ -11,7 +11,7 @@ build_pkgs=(g++ cmake ninja-build make pkg-config libssl-dev zlib1g-dev
 # Tests: sanitizer and fuzzer runtimes, real clients, a real browser.
 test_pkgs=(clang-14 libclang-rt-14-dev python3 python3-websockets openssl
            chromium fonts-liberation procps nginx supervisor systemd strace
-           prometheus dpkg-dev)
+           prometheus dpkg-dev libboost-dev libwebsocketpp-dev)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--with-test" ]; then
