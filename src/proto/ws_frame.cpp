@@ -1,7 +1,12 @@
 // Frame headers and masking (RFC 6455 §5.2, §5.3).
 #include "proto/ws_frame.hpp"
 
+#include <bit>
 #include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace windlass::proto {
 
@@ -31,42 +36,85 @@ size_t encode_frame_header(uint8_t* out, Opcode op, uint64_t payload_len, bool f
   return n;
 }
 
-void apply_mask(uint8_t* data, size_t len, const uint8_t mask[4], size_t key_offset) noexcept {
-  // §5.3: byte i of the payload is XORed with mask[i % 4]; `key_offset`
-  // is how many payload bytes came before `data`.
-  size_t i = 0;
-  // Head: single bytes up to an 8-byte boundary, so the word loop below
-  // stores to aligned addresses (loads and stores go through memcpy, so
-  // this is for speed, not legality).
-  const size_t misalign = reinterpret_cast<uintptr_t>(data) & 7;
-  const size_t head = misalign == 0 ? 0 : (8 - misalign < len ? 8 - misalign : len);
-  for (; i < head; ++i) data[i] ^= mask[(key_offset + i) & 3];
+namespace {
 
-  // The key repeated to eight bytes, rotated to start where `data + i`
-  // sits in the key. Built in memory order, so it is right on any endianness.
+// One pass of §5.3 masking over `len` bytes. With kTally it also ORs every
+// output byte together, so the caller learns for free whether the unmasked
+// bytes are all ASCII (the UTF-8 check can then skip them). The vector
+// loop is SSE2, which every x86-64 CPU has, so portable builds (and
+// valgrind) keep it; elsewhere the same loop runs on 64-bit words.
+template <bool kTally>
+uint8_t mask_pass(uint8_t* data, size_t len, const uint8_t mask[4], size_t key_offset) noexcept {
+  // The key rotated to start where `data` sits in it, then repeated. It is
+  // kept in memory order (bytes, not a number), so it is right on any
+  // endianness. Every block below is a multiple of 4 bytes long, so the
+  // rotation holds for each of them. Loads and stores are unaligned: no
+  // byte-wise head, which matters for the many small frames of a chat.
+  uint32_t key4;
+  std::memcpy(&key4, mask, 4);
+  const int shift = static_cast<int>(key_offset & 3) * 8;  // byte r of the key first
+  key4 = std::endian::native == std::endian::little ? std::rotr(key4, shift) : std::rotl(key4, shift);
   uint8_t key_bytes[8];
-  for (size_t k = 0; k < 8; ++k) key_bytes[k] = mask[(key_offset + i + k) & 3];
-  uint64_t key;
-  std::memcpy(&key, key_bytes, 8);
-
-  for (; len - i >= 32; i += 32) {
-    uint64_t w[4];
-    std::memcpy(w, data + i, 32);
-    w[0] ^= key;
-    w[1] ^= key;
-    w[2] ^= key;
-    w[3] ^= key;
-    std::memcpy(data + i, w, 32);
+  std::memcpy(key_bytes, &key4, 4);
+  std::memcpy(key_bytes + 4, &key4, 4);
+  size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i key = _mm_set1_epi32(static_cast<int>(key4));
+  __m128i acc = _mm_setzero_si128();
+  for (; len - i >= 64; i += 64) {
+    auto* p = reinterpret_cast<__m128i*>(data + i);
+    const __m128i a = _mm_xor_si128(_mm_loadu_si128(p), key);
+    const __m128i b = _mm_xor_si128(_mm_loadu_si128(p + 1), key);
+    const __m128i c = _mm_xor_si128(_mm_loadu_si128(p + 2), key);
+    const __m128i d = _mm_xor_si128(_mm_loadu_si128(p + 3), key);
+    _mm_storeu_si128(p, a);
+    _mm_storeu_si128(p + 1, b);
+    _mm_storeu_si128(p + 2, c);
+    _mm_storeu_si128(p + 3, d);
+    if constexpr (kTally) acc = _mm_or_si128(acc, _mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d)));
   }
+  for (; len - i >= 16; i += 16) {
+    auto* p = reinterpret_cast<__m128i*>(data + i);
+    const __m128i a = _mm_xor_si128(_mm_loadu_si128(p), key);
+    _mm_storeu_si128(p, a);
+    if constexpr (kTally) acc = _mm_or_si128(acc, a);
+  }
+  uint8_t tally = 0;
+  if constexpr (kTally) {
+    if (_mm_movemask_epi8(acc) != 0) tally = 0x80;
+  }
+#else
+  uint8_t tally = 0;
+#endif
+  uint64_t key8;
+  std::memcpy(&key8, key_bytes, 8);
+  uint64_t acc8 = 0;
   for (; len - i >= 8; i += 8) {
     uint64_t w;
     std::memcpy(&w, data + i, 8);
-    w ^= key;
+    w ^= key8;
     std::memcpy(data + i, &w, 8);
+    if constexpr (kTally) acc8 |= w;
   }
-  // Tail: the key position only advanced by multiples of 8 (a multiple of
-  // 4) since the head, so the byte-wise formula still holds.
-  for (; i < len; ++i) data[i] ^= mask[(key_offset + i) & 3];
+  if constexpr (kTally) {
+    if ((acc8 & 0x8080808080808080ull) != 0) tally = 0x80;
+  }
+  // Tail: fewer than eight bytes, still at a multiple of 4 from `data`.
+  for (; i < len; ++i) {
+    data[i] ^= key_bytes[i & 3];
+    if constexpr (kTally) tally |= data[i];
+  }
+  return tally;
+}
+
+}  // namespace
+
+void apply_mask(uint8_t* data, size_t len, const uint8_t mask[4], size_t key_offset) noexcept {
+  mask_pass<false>(data, len, mask, key_offset);
+}
+
+bool apply_mask_is_ascii(uint8_t* data, size_t len, const uint8_t mask[4], size_t key_offset) noexcept {
+  return (mask_pass<true>(data, len, mask, key_offset) & 0x80) == 0;
 }
 
 }  // namespace windlass::proto

@@ -16,7 +16,9 @@ enum class Opcode : uint8_t {
   pong = 0xA,
 };
 
-constexpr bool is_control(Opcode op) noexcept { return (static_cast<uint8_t>(op) & 0x8) != 0; }
+constexpr bool is_control(Opcode op) noexcept {
+  return (static_cast<uint8_t>(op) & 0x8) != 0;
+}
 
 // Largest frame header: 2 bytes + 8 bytes extended length + 4 bytes mask.
 constexpr size_t kMaxFrameHeader = 14;
@@ -31,12 +33,16 @@ constexpr size_t frame_header_size(uint64_t len, bool masked) noexcept {
 // Writes a frame header into `out` (at least kMaxFrameHeader bytes) and
 // returns its size. Servers send unmasked frames (§5.1), so `mask` is null
 // on the server path; clients (tests, the load generator) pass 4 bytes.
-size_t encode_frame_header(uint8_t* out, Opcode op, uint64_t payload_len, bool fin = true,
-                           bool rsv1 = false, const uint8_t* mask = nullptr) noexcept;
+size_t encode_frame_header(uint8_t* out, Opcode op, uint64_t payload_len, bool fin = true, bool rsv1 = false,
+                           const uint8_t* mask = nullptr) noexcept;
 
 // XORs `len` bytes with the 4-byte masking key (§5.3), starting at key
-// position `key_offset % 4`, eight bytes at a time where it can. Masking and
-// unmasking are the same operation.
+// position `key_offset % 4`, sixteen bytes at a time where it can. Masking
+// and unmasking are the same operation.
 void apply_mask(uint8_t* data, size_t len, const uint8_t mask[4], size_t key_offset = 0) noexcept;
+
+// apply_mask, and true when every resulting byte is ASCII (below 0x80): the
+// text path learns that in the same pass and skips its UTF-8 walk.
+bool apply_mask_is_ascii(uint8_t* data, size_t len, const uint8_t mask[4], size_t key_offset = 0) noexcept;
 
 }  // namespace windlass::proto

@@ -125,16 +125,26 @@ DecodeResult FrameDecoder::feed(uint8_t* data, size_t len, Sink& sink) {
   // for an empty frame). All decoder state is brought up to date before the
   // sink runs, so a sink that stops decoding leaves an exact position.
   auto data_step = [&](uint8_t* p, size_t n) -> Step {
-    if (n != 0 && !frame_detail::mask_is_zero(mask_)) apply_mask(p, n, mask_, mask_offset_);
-    mask_offset_ += n;
-    remaining_ -= n;
-    const bool frame_done = remaining_ == 0;
-    const bool last = frame_done && fin_;
     const Opcode op = message_opcode_;
     const bool compressed = message_compressed_;
     // §8.1: text must be UTF-8. Checked per chunk and across frames, so it
     // fails at the first bad byte; compressed text is checked after inflating.
-    if (op == Opcode::text && !compressed) {
+    const bool check_utf8 = op == Opcode::text && !compressed;
+    // Unmasking tells, in the same pass, whether the chunk is all ASCII;
+    // ASCII at a code point boundary cannot change the validator's state.
+    bool ascii = false;
+    if (n != 0 && !frame_detail::mask_is_zero(mask_)) {
+      if (check_utf8 && utf8_.complete()) {
+        ascii = apply_mask_is_ascii(p, n, mask_, mask_offset_);
+      } else {
+        apply_mask(p, n, mask_, mask_offset_);
+      }
+    }
+    mask_offset_ += n;
+    remaining_ -= n;
+    const bool frame_done = remaining_ == 0;
+    const bool last = frame_done && fin_;
+    if (check_utf8 && !ascii) {
       if (!utf8_.feed(p, n)) return fail(FrameError::invalid_utf8);
       if (last && !utf8_.complete()) return fail(FrameError::invalid_utf8);
     }

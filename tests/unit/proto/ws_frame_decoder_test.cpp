@@ -419,6 +419,31 @@ TEST(FrameDecoder, validates_utf8_across_fragment_boundaries) {
       {Event::failure(FrameError::invalid_utf8)});
 }
 
+// Unmasking tells the decoder when a chunk is all ASCII, and the UTF-8 walk
+// is skipped for it. A bad byte at any position of a long ASCII text, a
+// code point split after an all-ASCII fragment, and a stray continuation
+// byte opening a fragment must all still fail, and valid text still pass.
+TEST(FrameDecoder, ascii_shortcut_still_catches_a_bad_byte_anywhere) {
+  for (size_t at = 0; at < 130; ++at) {
+    Bytes text(130, 'x');
+    text[at] = '\xFF';
+    expect_events(client_frame(Opcode::text, text), {Event::failure(FrameError::invalid_utf8)});
+    text[at] = '\xC3';  // a lead byte: valid only with a continuation after it
+    if (at + 1 < text.size()) {
+      text[at + 1] = '\xA9';
+      expect_events(client_frame(Opcode::text, text), {Event::text(text)});
+    } else {
+      expect_events(client_frame(Opcode::text, text), {Event::failure(FrameError::invalid_utf8)});
+    }
+  }
+  expect_events(client_frame(Opcode::text, Bytes(40, 'a') + "\xE2", false) +
+                    client_frame(Opcode::continuation, "\x82\xAC" + Bytes(40, 'b'), true),
+                {Event::text(Bytes(40, 'a') + "\xE2\x82\xAC" + Bytes(40, 'b'))});
+  expect_events(client_frame(Opcode::text, Bytes(40, 'a'), false) +
+                    client_frame(Opcode::continuation, "\x82" + Bytes(40, 'b'), true),
+                {Event::failure(FrameError::invalid_utf8)});
+}
+
 TEST(FrameDecoder, does_not_check_binary_messages_for_utf8) {
   expect_events(client_frame(Opcode::binary, "\xFF\xFE\xC0"), {Event::binary("\xFF\xFE\xC0")});
 }

@@ -104,14 +104,38 @@ TEST(WsFrame, masks_like_the_bytewise_definition_at_every_alignment_length_and_o
   std::vector<uint8_t> storage(600);
   for (auto& b : storage) b = static_cast<uint8_t>(rng());
   const uint8_t key[4] = {0xA1, 0x5B, 0x00, 0xFF};
-  for (size_t align = 0; align < 8; ++align) {
-    for (size_t len : {0u, 1u, 3u, 7u, 8u, 9u, 15u, 31u, 32u, 33u, 63u, 64u, 65u, 100u, 511u}) {
+  for (size_t align = 0; align < 16; ++align) {
+    for (size_t len :
+         {0u, 1u, 3u, 7u, 8u, 9u, 15u, 16u, 17u, 31u, 32u, 33u, 63u, 64u, 65u, 79u, 100u, 128u, 511u}) {
       for (size_t offset = 0; offset < 9; ++offset) {
         std::vector<uint8_t> buf = storage;
         std::vector<uint8_t> expected = storage;
         for (size_t i = 0; i < len; ++i) expected[align + i] ^= key[(offset + i) % 4];
         apply_mask(buf.data() + align, len, key, offset);
         ASSERT_EQ(buf, expected) << "align " << align << " len " << len << " offset " << offset;
+      }
+    }
+  }
+}
+
+// apply_mask_is_ascii must unmask exactly like apply_mask and report a
+// single high bit wherever it lands: in the unaligned head, in any of the
+// four vectors of the unrolled block, in the single-vector loop or in the tail.
+TEST(WsFrame, mask_with_ascii_tally_finds_one_high_byte_anywhere) {
+  const uint8_t key[4] = {0x11, 0x22, 0x33, 0x44};
+  for (size_t align = 0; align < 16; ++align) {
+    for (size_t len : {1u, 5u, 16u, 17u, 47u, 64u, 65u, 130u, 200u}) {
+      for (size_t offset = 0; offset < 4; ++offset) {
+        std::vector<uint8_t> plain(align + len + 8, 'a');
+        for (size_t hot = 0; hot <= len; ++hot) {  // hot == len: all ASCII
+          std::vector<uint8_t> expected = plain;
+          if (hot < len) expected[align + hot] = 0xC3;
+          std::vector<uint8_t> buf = expected;
+          for (size_t i = 0; i < len; ++i) buf[align + i] ^= key[(offset + i) % 4];
+          const bool ascii = apply_mask_is_ascii(buf.data() + align, len, key, offset);
+          ASSERT_EQ(buf, expected) << "align " << align << " len " << len << " hot " << hot;
+          ASSERT_EQ(ascii, hot == len) << "align " << align << " len " << len << " hot " << hot;
+        }
       }
     }
   }
