@@ -20,10 +20,19 @@ class BufferPool {
     return s;
   }
 
+  // Gives `s` (empty) a pooled buffer's capacity when it has none of its own.
+  void refill(std::string& s) {
+    if (s.capacity() <= kInlineCapacity && !free_.empty()) {
+      s = std::move(free_.back());
+      free_.pop_back();
+    }
+  }
+
   // Returns a buffer. Very large ones are freed (one huge message must not
   // pin its memory), and so is everything past the pool's size.
   void give(std::string&& s) {
-    if (s.capacity() == 0 || s.capacity() > kMaxPooledCapacity || free_.size() >= kMaxPooled) return;
+    if (s.capacity() <= kInlineCapacity || s.capacity() > kMaxPooledCapacity || free_.size() >= kMaxPooled)
+      return;
     s.clear();
     free_.push_back(std::move(s));
   }
@@ -32,6 +41,9 @@ class BufferPool {
 
   static constexpr size_t kMaxPooledCapacity = 256 * 1024;
   static constexpr size_t kMaxPooled = 64;
+  // What a std::string holds without a heap block of its own (its small
+  // string buffer): nothing to pool.
+  static constexpr size_t kInlineCapacity = 15;
 
  private:
   std::vector<std::string> free_;

@@ -1,5 +1,7 @@
 #include "io/out_queue.hpp"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -7,30 +9,74 @@ namespace windlass::detail {
 
 void OutQueue::append(BufferPool& pool, const void* data, size_t n) {
   if (n == 0) return;
-  bool extend = !chunks_.empty() && !chunks_.back().shared &&
-                chunks_.back().owned.size() + n <= kCoalesceLimit &&
+  bytes_ += n;
+  if (chunks_.empty()) {
+    if (flat_.size() + n <= kCoalesceLimit || flat_.empty()) {
+      if (flat_.empty()) pool.refill(flat_);
+      flat_.append(static_cast<const char*>(data), n);
+      return;
+    }
+    to_chunks();
+  }
+  bool extend = !chunks_.back().shared && chunks_.back().owned.size() + n <= kCoalesceLimit &&
                 // Never grow the chunk the kernel is part-way through.
                 !(chunks_.size() - 1 == head_ && head_offset_ > 0);
   if (!extend) chunks_.push_back(Chunk{pool.take(), nullptr});
   chunks_.back().owned.append(static_cast<const char*>(data), n);
-  bytes_ += n;
 }
 
 void OutQueue::append_owned(std::string&& bytes) {
   if (bytes.empty()) return;
   bytes_ += bytes.size();
+  if (chunks_.empty() && flat_.empty()) {
+    flat_ = std::move(bytes);
+    flat_offset_ = 0;
+    return;
+  }
+  to_chunks();
   chunks_.push_back(Chunk{std::move(bytes), nullptr});
 }
 
 void OutQueue::append_shared(BufferPool& pool, const void* header, size_t header_len,
                              std::shared_ptr<const std::string> payload) {
   append(pool, header, header_len);
+  to_chunks();  // the header may have gone to flat_; a shared payload needs the chunk shape
   bytes_ += payload->size();
   chunks_.push_back(Chunk{{}, std::move(payload)});
 }
 
+void OutQueue::to_chunks() {
+  if (flat_.empty()) return;
+  // The chunk list is empty whenever flat_ holds bytes.
+  chunks_.push_back(Chunk{std::move(flat_), nullptr});
+  head_ = 0;
+  head_offset_ = flat_offset_;
+  flat_.clear();
+  flat_offset_ = 0;
+}
+
 ssize_t OutQueue::write_to(int fd, BufferPool& pool) {
   if (bytes_ == 0) return 0;
+  return chunks_.empty() ? write_flat(fd, pool) : write_chunks(fd, pool);
+}
+
+ssize_t OutQueue::write_flat(int fd, BufferPool& pool) {
+  ssize_t written = ::write(fd, flat_.data() + flat_offset_, flat_.size() - flat_offset_);
+  if (written < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
+    return -errno;
+  }
+  bytes_ -= static_cast<size_t>(written);
+  flat_offset_ += static_cast<size_t>(written);
+  if (flat_offset_ == flat_.size()) {
+    pool.give(std::move(flat_));
+    flat_.clear();
+    flat_offset_ = 0;
+  }
+  return written;
+}
+
+ssize_t OutQueue::write_chunks(int fd, BufferPool& pool) {
   iovec iov[kMaxIov];
   int n = 0;
   for (size_t i = head_; i < chunks_.size() && n < kMaxIov; ++i) {
@@ -59,7 +105,7 @@ ssize_t OutQueue::write_to(int fd, BufferPool& pool) {
     head_offset_ = 0;
   }
   if (head_ == chunks_.size()) {
-    chunks_.clear();
+    chunks_.clear();  // back to the flat shape
     head_ = 0;
   } else if (head_ > 32 && head_ * 2 > chunks_.size()) {
     chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<ptrdiff_t>(head_));
@@ -69,6 +115,9 @@ ssize_t OutQueue::write_to(int fd, BufferPool& pool) {
 }
 
 void OutQueue::clear_keeping_capacity(BufferPool& pool) noexcept {
+  pool.give(std::move(flat_));
+  flat_.clear();
+  flat_offset_ = 0;
   for (auto& c : chunks_) pool.give(std::move(c.owned));
   chunks_.clear();
   head_ = 0;
@@ -77,6 +126,9 @@ void OutQueue::clear_keeping_capacity(BufferPool& pool) noexcept {
 }
 
 void OutQueue::clear(BufferPool& pool) noexcept {
+  pool.give(std::move(flat_));
+  flat_.clear();
+  flat_offset_ = 0;
   for (auto& c : chunks_) pool.give(std::move(c.owned));
   chunks_.clear();
   chunks_.shrink_to_fit();

@@ -1,8 +1,13 @@
 // A connection's write queue: bytes accepted by send() and not yet by the
-// kernel. Small frames are appended into one owned chunk, so many sends in
-// a loop turn leave with one writev; large or shared payloads (a broadcast
-// encoded once) are queued by reference, not copied. Owned chunks come from
-// and go back to the loop's BufferPool: an empty queue holds no memory.
+// kernel. Small frames are appended into one owned buffer, so many sends in
+// a loop turn leave with one write; large or shared payloads (a broadcast
+// encoded once) are queued by reference, not copied. Owned buffers come
+// from and go back to the loop's BufferPool: an empty queue holds no memory.
+//
+// Two shapes. The common one is "flat": only copied bytes are queued, all
+// in `flat_`, and a flush is one write() of one range. The first shared
+// payload (or a copy that would grow `flat_` past kCoalesceLimit) turns
+// the queue into a list of chunks, written with writev, until it drains.
 #pragma once
 
 #include <sys/uio.h>
@@ -37,6 +42,7 @@ class OutQueue {
   // the queue (TLS encrypts the plaintext queue into the wire queue).
   template <class Sink>
   void drain(BufferPool& pool, Sink&& sink) {
+    if (flat_.size() > flat_offset_) sink(flat_.data() + flat_offset_, flat_.size() - flat_offset_);
     for (size_t i = head_; i < chunks_.size(); ++i) {
       size_t skip = i == head_ ? head_offset_ : 0;
       sink(chunks_[i].data() + skip, chunks_[i].size() - skip);
@@ -59,6 +65,13 @@ class OutQueue {
     size_t size() const noexcept { return shared ? shared->size() : owned.size(); }
   };
 
+  // Moves the flat bytes, if any, to the front of the chunk list.
+  void to_chunks();
+  ssize_t write_flat(int fd, BufferPool& pool);
+  ssize_t write_chunks(int fd, BufferPool& pool);
+
+  std::string flat_;        // flat shape: the queued bytes; empty in the chunk shape
+  size_t flat_offset_ = 0;  // bytes of flat_ already written
   std::vector<Chunk> chunks_;
   size_t head_ = 0;         // index of the first chunk not fully written
   size_t head_offset_ = 0;  // bytes of chunks_[head_] already written
