@@ -22,7 +22,9 @@ Socket::~Socket() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Loop& Socket::loop() const noexcept { return server_.loop_; }
+Loop& Socket::loop() const noexcept {
+  return server_.loop_;
+}
 
 void Socket::set_handler(std::shared_ptr<SocketHandler> handler) {
   retired_handler_ = std::move(handler_);
@@ -33,7 +35,9 @@ bool Socket::would_exceed(size_t n) const noexcept {
   return buffered_amount() + n > server_.options_.max_send_queue;
 }
 
-void Socket::queued(size_t n) noexcept { server_.queued_bytes_.add(n); }
+void Socket::queued(size_t n) noexcept {
+  server_.queued_bytes_.add(n);
+}
 
 bool Socket::write(const void* data, size_t n) {
   if (fd_ < 0 || close_requested_ || would_exceed(n)) return false;
@@ -45,15 +49,13 @@ bool Socket::write(const void* data, size_t n) {
 
 bool Socket::write2(const void* a, size_t an, const void* b, size_t bn) {
   if (fd_ < 0 || close_requested_ || would_exceed(an + bn)) return false;
-  out_.append(server_.pool_, a, an);
-  out_.append(server_.pool_, b, bn);
+  out_.append(server_.pool_, a, an, b, bn);
   queued(an + bn);
   mark_dirty();
   return true;
 }
 
-bool Socket::write_shared(const void* header, size_t header_len,
-                          std::shared_ptr<const std::string> payload) {
+bool Socket::write_shared(const void* header, size_t header_len, std::shared_ptr<const std::string> payload) {
   if (fd_ < 0 || close_requested_ || would_exceed(header_len + payload->size())) return false;
   queued(header_len + payload->size());
   out_.append_shared(server_.pool_, header, header_len, std::move(payload));
@@ -240,7 +242,8 @@ IoServer::IoServer(Loop& loop, IoOptions options, HandlerFactory factory)
   if (options_.process_connections == nullptr) options_.process_connections = &own_process_count_;
   reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   loop_.add_before_wait([this] { flush_dirty(); });
-  sweep_timer_ = loop_.add_timer(options_.sweep_interval, [this] { sweep(); }, options_.sweep_interval);
+  sweep_timer_ = loop_.add_timer(
+      options_.sweep_interval, [this] { sweep(); }, options_.sweep_interval);
 }
 
 IoServer::~IoServer() {
@@ -259,7 +262,9 @@ uint16_t IoServer::listen(const ListenOptions& options) {
   return local_port(fd);
 }
 
-void IoServer::stop_accepting() { listeners_.clear(); }
+void IoServer::stop_accepting() {
+  listeners_.clear();
+}
 
 void IoServer::accept_from(int listen_fd, tls::TlsContext* tls) {
   // Bounded per wake-up so a connection storm cannot starve open sockets.
@@ -279,8 +284,7 @@ void IoServer::accept_from(int listen_fd, tls::TlsContext* tls) {
           if (shed >= 0) ::close(shed);
           reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
         }
-      } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-                 errno != ECONNABORTED) {
+      } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
         log_warn("io: accept: {}", std::strerror(errno));
       }
       return;
@@ -318,7 +322,9 @@ void IoServer::unlink(Socket* s) {
   options_.process_connections->fetch_sub(1, std::memory_order_relaxed);
 }
 
-void IoServer::retire(Socket* s) { graveyard_.push_back(s); }
+void IoServer::retire(Socket* s) {
+  graveyard_.push_back(s);
+}
 
 void IoServer::flush_dirty() {
   // Flushing may make handlers send more (on_drained) and so grow the list.

@@ -47,8 +47,8 @@ class SocketHandler {
 };
 
 struct IoOptions {
-  size_t max_connections = 10000;       // sockets beyond it are refused (see IoServer)
-  size_t max_send_queue = 16u << 20;    // bytes queued per connection before it is a slow consumer
+  size_t max_connections = 10000;                  // sockets beyond it are refused (see IoServer)
+  size_t max_send_queue = 16u << 20;               // bytes queued per connection before it is a slow consumer
   std::chrono::milliseconds linger_timeout{2000};  // how long a closing socket drains input
   std::chrono::milliseconds sweep_interval{1000};
   // Shared by every IoServer of a process, so max_connections bounds the
@@ -114,10 +114,10 @@ class Socket final : public IoHandler {
   std::shared_ptr<SocketHandler> retired_handler_;  // kept alive until the current dispatch returns
   std::string remote_address_;
   uint16_t remote_port_;
-  bool dirty_ = false;          // in the server's flush list
-  bool want_write_ = false;     // EPOLLOUT registered
+  bool dirty_ = false;       // in the server's flush list
+  bool want_write_ = false;  // EPOLLOUT registered
   bool close_requested_ = false;
-  bool lingering_ = false;      // write side shut, draining input
+  bool lingering_ = false;  // write side shut, draining input
   Loop::Clock::time_point linger_deadline_{};
   // Intrusive list of the server's live sockets.
   Socket* prev_ = nullptr;
@@ -153,7 +153,6 @@ class IoServer {
   // Bytes queued on all of this loop's sockets and not yet written.
   uint64_t queued_bytes() const noexcept { return queued_bytes_.get(); }
 
-
  private:
   friend class Socket;
   struct Listener;
@@ -170,9 +169,9 @@ class IoServer {
   Socket* head_ = nullptr;  // live sockets
   std::atomic<size_t> count_{0};
   std::atomic<size_t> own_process_count_{0};  // used when options_.process_connections is null
-  BufferPool pool_;  // declared before the sockets' users: outlives them
-  std::string tls_plain_;  // per-loop scratch for decrypted bytes
-  std::string tls_cipher_;  // per-loop scratch for encrypted bytes
+  BufferPool pool_;                           // declared before the sockets' users: outlives them
+  std::string tls_plain_;                     // per-loop scratch for decrypted bytes
+  std::string tls_cipher_;                    // per-loop scratch for encrypted bytes
   Counter accepted_total_;
   Counter queued_bytes_;
   std::vector<Socket*> dirty_;      // sockets with bytes queued this turn

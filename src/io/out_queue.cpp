@@ -25,6 +25,20 @@ void OutQueue::append(BufferPool& pool, const void* data, size_t n) {
   chunks_.back().owned.append(static_cast<const char*>(data), n);
 }
 
+void OutQueue::append(BufferPool& pool, const void* a, size_t an, const void* b, size_t bn) {
+  // The flat shape's common case (a frame header and its payload) in one
+  // step; anything else as two appends.
+  if (chunks_.empty() && (flat_.empty() || flat_.size() + an + bn <= kCoalesceLimit)) {
+    if (flat_.empty()) pool.refill(flat_);
+    flat_.append(static_cast<const char*>(a), an);
+    flat_.append(static_cast<const char*>(b), bn);
+    bytes_ += an + bn;
+    return;
+  }
+  append(pool, a, an);
+  append(pool, b, bn);
+}
+
 void OutQueue::append_owned(std::string&& bytes) {
   if (bytes.empty()) return;
   bytes_ += bytes.size();

@@ -28,6 +28,8 @@ class OutQueue {
   void append_owned(std::string&& bytes);
   // Copies `n` bytes to the end of the queue.
   void append(BufferPool& pool, const void* data, size_t n);
+  // Copies `an` bytes, then `bn` bytes (a frame's header and payload).
+  void append(BufferPool& pool, const void* a, size_t an, const void* b, size_t bn);
   // Queues a frame header (copied) and a shared payload (referenced).
   void append_shared(BufferPool& pool, const void* header, size_t header_len,
                      std::shared_ptr<const std::string> payload);

@@ -15,8 +15,7 @@ namespace windlass::detail {
 
 namespace {
 [[noreturn]] void fail(const std::string& what, const ListenOptions& o, int err) {
-  throw std::runtime_error(what + " " + o.host + ":" + std::to_string(o.port) + ": " +
-                           std::strerror(err));
+  throw std::runtime_error(what + " " + o.host + ":" + std::to_string(o.port) + ": " + std::strerror(err));
 }
 }  // namespace
 

@@ -17,7 +17,7 @@ struct ListenOptions {
   std::string host = "127.0.0.1";  // numeric IPv4/IPv6, a name getaddrinfo resolves, "::" or "0.0.0.0"
   uint16_t port = 0;               // 0: the kernel picks one
   int backlog = 1024;
-  bool reuse_port = false;         // SO_REUSEPORT: one listener per loop
+  bool reuse_port = false;               // SO_REUSEPORT: one listener per loop
   std::shared_ptr<tls::TlsContext> tls;  // set: connections speak TLS (wss://, https://)
 };
 

@@ -99,7 +99,15 @@ uint8_t mask_pass(uint8_t* data, size_t len, const uint8_t mask[4], size_t key_o
   if constexpr (kTally) {
     if ((acc8 & 0x8080808080808080ull) != 0) tally = 0x80;
   }
-  // Tail: fewer than eight bytes, still at a multiple of 4 from `data`.
+  if (len - i >= 4) {
+    uint32_t w;
+    std::memcpy(&w, data + i, 4);
+    w ^= key4;
+    std::memcpy(data + i, &w, 4);
+    if constexpr (kTally) tally |= (w & 0x80808080u) != 0 ? 0x80 : 0;
+    i += 4;
+  }
+  // Tail: fewer than four bytes, still at a multiple of 4 from `data`.
   for (; i < len; ++i) {
     data[i] ^= key_bytes[i & 3];
     if constexpr (kTally) tally |= data[i];

@@ -62,7 +62,7 @@ TEST(OutQueue, delivers_every_mix_of_pieces_in_order_through_partial_writes) {
     std::string received;
     size_t unwritten = 0;
     for (int step = 0; step < 400; ++step) {
-      switch (rng() % 6) {
+      switch (rng() % 7) {
         case 0:
         case 1: {  // a small frame, copied: the flat shape's case
           std::string s = pattern(rng, 1 + rng() % 40);
@@ -91,6 +91,14 @@ TEST(OutQueue, delivers_every_mix_of_pieces_in_order_through_partial_writes) {
           expected += s;
           unwritten += s.size();
           q.append_owned(std::move(s));
+          break;
+        }
+        case 5: {  // a frame: header and payload in one call
+          std::string header = pattern(rng, 2 + rng() % 12);
+          std::string payload = pattern(rng, rng() % (rng() % 2 ? 100 : 70000));
+          q.append(pool, header.data(), header.size(), payload.data(), payload.size());
+          expected += header + payload;
+          unwritten += header.size() + payload.size();
           break;
         }
         default: {
