@@ -14,7 +14,7 @@ help:
 	@echo "make build       Release build in build/release (portable; CMAKE_FLAGS=-DWINDLASS_NATIVE=ON to tune)"
 	@echo "make test-quick  the normal build's tests only"
 	@echo "make fuzz        run every libFuzzer target for FUZZ_SECONDS (default 300) each"
-	@echo "make bench       the echo load benchmark (bench/run_echo_bench.sh)"
+	@echo "make bench       windlass beside the bench/peers servers under load (bench/side_by_side.sh)"
 	@echo "make format      clang-format the tree; make format-check verifies it"
 
 deps:
@@ -56,8 +56,8 @@ FUZZ_SECONDS ?= 300
 fuzz: test-deps
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
-bench: build
-	@bench/run_echo_bench.sh
+bench: test-deps build
+	@bench/side_by_side.sh
 
 format:
 	@git ls-files '*.cpp' '*.hpp' | xargs clang-format-14 -i

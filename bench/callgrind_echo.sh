@@ -14,8 +14,15 @@
 # counts user-space instructions only).
 #
 # Environment (all optional):
-#   WINDLASS_ECHO LOAD   as in run_echo_bench.sh
-#   PEER_CMD PEER_PORT PEER_NAME UWS_ECHO_BIN   a peer, as in run_echo_bench.sh
+#   BUILD        build directory (default build/release)
+#   WINDLASS_ECHO LOAD   the binaries (default under BUILD)
+#   PEER         also measure a peer of bench/peers in echo mode: beast or
+#                websocketpp (node-ws works too, but counts V8's JIT)
+#   PEER_CMD     or any other echo server as a command template, {port}
+#                replaced by a free port; PEER_PORT if it has a fixed port
+#                instead, PEER_NAME to label it
+#   UWS_ECHO_BIN a uWebSockets EchoServer you built: PEER_CMD=$UWS_ECHO_BIN
+#                PEER_PORT=9001 PEER_NAME=uws
 #   SIZES        payload sizes (default "20 16384")
 #   FORMATS      message types (default "text binary"; text costs the server
 #                a UTF-8 check, RFC 6455 §8.1)
@@ -24,17 +31,24 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-WINDLASS_ECHO=${1:-${WINDLASS_ECHO:-$root/build/release/examples/echo/windlass-echo}}
-LOAD=${LOAD:-$root/build/release/bench/load/windlass-load}
+BUILD=${BUILD:-$root/build/release}
+WINDLASS_ECHO=${1:-${WINDLASS_ECHO:-$BUILD/examples/echo/windlass-echo}}
+LOAD=${LOAD:-$BUILD/bench/load/windlass-load}
 SIZES=${SIZES:-"20 16384"}
 FORMATS=${FORMATS:-"text binary"}
 CONNECTIONS=${CONNECTIONS:-10}
 COUNT=${COUNT:-2000}
 OUT=${OUT:-$(mktemp -d /tmp/windlass-callgrind.XXXXXX)}
+case ${PEER:-} in
+  "") ;;
+  beast | websocketpp) PEER_CMD="$BUILD/bench/peers/windlass-peer-$PEER {port} echo" PEER_NAME=$PEER ;;
+  node-ws) PEER_CMD="node $root/bench/peers/ws_server.mjs {port} echo" PEER_NAME=$PEER ;;
+  *) echo "callgrind_echo: PEER is beast, websocketpp or node-ws" >&2; exit 1 ;;
+esac
 if [ -n "${UWS_ECHO_BIN:-}" ] && [ -z "${PEER_CMD:-}" ]; then
   PEER_CMD=$UWS_ECHO_BIN
   PEER_PORT=${PEER_PORT:-9001}
-  PEER_NAME=${PEER_NAME:-uWebSockets}
+  PEER_NAME=${PEER_NAME:-uws}
 fi
 PEER_CMD=${PEER_CMD:-}
 PEER_NAME=${PEER_NAME:-peer}
