@@ -13,6 +13,11 @@
 
 namespace windlass::detail {
 
+// A connection's transport state; see the WsConnection size check too.
+#if defined(__GLIBCXX__) && defined(__x86_64__)
+static_assert(sizeof(Socket) <= 216, "Socket grew: update bench/RESULTS.md's memory table");
+#endif
+
 // ---------------------------------------------------------------- Socket
 
 Socket::Socket(IoServer& server, int fd, std::string remote_address, uint16_t remote_port)
@@ -81,22 +86,22 @@ void Socket::update_interest() {
 // TLS: this turn's plaintext becomes records, so the many small frames of a
 // turn share records the way they share one writev.
 void Socket::encrypt_queued() {
-  if (!out_.empty() && tls_->handshake_done()) {
+  if (!out_.empty() && tls_->session.handshake_done()) {
     std::string cipher = server_.pool_.take();
     size_t plain = out_.size();
     out_.drain(server_.pool_, [&](const char* d, size_t n) {
-      tls_->encrypt(reinterpret_cast<const uint8_t*>(d), n, cipher);
+      tls_->session.encrypt(reinterpret_cast<const uint8_t*>(d), n, cipher);
     });
     server_.queued_bytes_.sub(plain);
     queued(cipher.size());
-    wire_.append_owned(std::move(cipher));
+    tls_->wire.append_owned(std::move(cipher));
   }
-  if (close_requested_ && out_.empty() && !tls_close_sent_) {
-    tls_close_sent_ = true;  // RFC 8446 §6.1: say we are done before the TCP FIN
+  if (close_requested_ && out_.empty() && !tls_->close_sent) {
+    tls_->close_sent = true;  // RFC 8446 §6.1: say we are done before the TCP FIN
     std::string alert;
-    tls_->close_notify(alert);
+    tls_->session.close_notify(alert);
     queued(alert.size());
-    wire_.append_owned(std::move(alert));
+    tls_->wire.append_owned(std::move(alert));
   }
 }
 
@@ -148,7 +153,7 @@ void Socket::finish_close(int error) {
   fd_ = -1;
   server_.queued_bytes_.sub(buffered_amount());
   out_.clear(server_.pool_);
-  wire_.clear(server_.pool_);
+  if (tls_) tls_->wire.clear(server_.pool_);
   tls_.reset();
   server_.unlink(this);
   // The handler may drop its last reference to us; we are freed only
@@ -190,18 +195,18 @@ void Socket::on_io(uint32_t events) {
 bool Socket::on_tls_data(uint8_t* data, size_t len) {
   std::string& plain = server_.tls_plain_;
   plain.clear();
-  tls::Result r = tls_->feed_ciphertext(data, len, plain);
+  tls::Result r = tls_->session.feed_ciphertext(data, len, plain);
   std::string pending;
-  tls_->take_pending_ciphertext(pending);
+  tls_->session.take_pending_ciphertext(pending);
   if (!pending.empty()) {
     queued(pending.size());
-    wire_.append_owned(std::move(pending));
+    tls_->wire.append_owned(std::move(pending));
     mark_dirty();
   }
   if (r == tls::Result::error) {
-    log_info("tls: {}:{}: {} ({})", remote_address_, remote_port_, tls::describe(tls_->error()),
-             tls_->error_detail());
-    if (tls_->error() == tls::TlsError::plain_http) {
+    log_info("tls: {}:{}: {} ({})", remote_address_, remote_port_, tls::describe(tls_->session.error()),
+             tls_->session.error_detail());
+    if (tls_->session.error() == tls::TlsError::plain_http) {
       // A browser or curl pointed at https:// on a plain port's twin: say so in
       // plain text, the only language the peer speaks.
       static const std::string kAnswer = [] {
@@ -210,7 +215,7 @@ bool Socket::on_tls_data(uint8_t* data, size_t len) {
                std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
       }();
       queued(kAnswer.size());
-      wire_.append(server_.pool_, kAnswer.data(), kAnswer.size());
+      tls_->wire.append(server_.pool_, kAnswer.data(), kAnswer.size());
     }
     close_after_flush();
     return false;
@@ -301,7 +306,7 @@ void IoServer::accept_from(int listen_fd, tls::TlsContext* tls) {
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     auto* s = new Socket(*this, fd, std::move(remote), port);
-    if (tls != nullptr) s->tls_ = std::make_unique<tls::TlsSession>(*tls);
+    if (tls != nullptr) s->tls_ = std::make_unique<Socket::Tls>(*tls);
     s->next_ = head_;
     if (head_) head_->prev_ = s;
     head_ = s;

@@ -82,9 +82,9 @@ class Socket final : public IoHandler {
 
   bool closed() const noexcept { return fd_ < 0; }
   bool closing() const noexcept { return close_requested_; }
-  size_t buffered_amount() const noexcept { return out_.size() + wire_.size(); }
+  size_t buffered_amount() const noexcept { return out_.size() + (tls_ ? tls_->wire.size() : 0); }
   // TLS details for logs, or null on a plain connection.
-  const tls::TlsSession* tls() const noexcept { return tls_.get(); }
+  const tls::TlsSession* tls() const noexcept { return tls_ ? &tls_->session : nullptr; }
   const std::string& remote_address() const noexcept { return remote_address_; }
   uint16_t remote_port() const noexcept { return remote_port_; }
   IoServer& server() const noexcept { return server_; }
@@ -100,16 +100,22 @@ class Socket final : public IoHandler {
   void queued(size_t n) noexcept;
   bool on_tls_data(uint8_t* data, size_t len);
   void encrypt_queued();
-  OutQueue& wire() noexcept { return tls_ ? wire_ : out_; }
+  OutQueue& wire() noexcept { return tls_ ? tls_->wire : out_; }
   void finish_close(int error);
   void update_interest();
 
   IoServer& server_;
   int fd_;
-  OutQueue out_;   // plaintext (on a TLS connection, waiting to be encrypted at flush)
-  OutQueue wire_;  // TLS only: ciphertext waiting for the kernel
-  std::unique_ptr<tls::TlsSession> tls_;
-  bool tls_close_sent_ = false;
+  OutQueue out_;  // plaintext (on a TLS connection, waiting to be encrypted at flush)
+  // What only a TLS connection needs, kept out of line so a plain one
+  // does not carry it.
+  struct Tls {
+    explicit Tls(const tls::TlsContext& context) : session(context) {}
+    tls::TlsSession session;
+    OutQueue wire;  // ciphertext waiting for the kernel
+    bool close_sent = false;
+  };
+  std::unique_ptr<Tls> tls_;
   std::shared_ptr<SocketHandler> handler_;
   std::shared_ptr<SocketHandler> retired_handler_;  // kept alive until the current dispatch returns
   std::string remote_address_;

@@ -22,6 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "proto/close_code.hpp"
 #include "proto/utf8_validator.hpp"
@@ -119,16 +120,18 @@ class FrameDecoder {
   uint8_t mask_[4] = {0, 0, 0, 0};
   bool fin_ = false;
   Opcode opcode_ = Opcode::continuation;
-  uint64_t remaining_ = 0;     // payload bytes of the current frame still to come
-  uint64_t mask_offset_ = 0;   // payload bytes of the current frame already unmasked
+  uint8_t mask_offset_ = 0;  // payload bytes of the current frame already unmasked, mod 4
+  uint64_t remaining_ = 0;   // payload bytes of the current frame still to come
   // Current message (data frames).
   Opcode message_opcode_ = Opcode::continuation;  // continuation = none in progress
   bool message_compressed_ = false;
   bool message_started_ = false;  // first chunk already delivered
   uint64_t message_size_ = 0;
   Utf8Validator utf8_;
-  // Current control frame, buffered until complete.
-  uint8_t control_[kMaxControlPayload];
+  // A control frame split across reads, gathered until complete. Held only
+  // while that happens (rare: a control frame is at most 125 bytes), so an
+  // idle connection does not carry 125 bytes for it.
+  std::unique_ptr<uint8_t[]> control_;
   uint8_t control_len_ = 0;
 };
 

@@ -11,6 +11,15 @@
 
 namespace windlass::detail {
 
+// What an open WebSocket costs, stated so that growth is a decision: the
+// objects below, plus the upgrade request's headers on the heap, make the
+// idle-connection figure in bench/RESULTS.md. Checked where the layout is
+// known (libstdc++ on x86-64).
+#if defined(__GLIBCXX__) && defined(__x86_64__)
+static_assert(sizeof(WsConnection) <= 704, "WsConnection grew: update bench/RESULTS.md's memory table");
+static_assert(sizeof(proto::FrameDecoder) <= 88, "FrameDecoder grew: update bench/RESULTS.md's memory table");
+#endif
+
 using proto::Opcode;
 
 namespace {
@@ -20,9 +29,8 @@ std::atomic<uint64_t> next_connection_id{1};
 constexpr size_t kCopySharedFrameLimit = 1024;
 }  // namespace
 
-WsConnection::WsConnection(Socket& socket, MessageComponent& component, const WsRoute& route,
-                           Request request, std::string subprotocol, WsServer& server,
-                           const proto::DeflateParams* deflate)
+WsConnection::WsConnection(Socket& socket, MessageComponent& component, const WsRoute& route, Request request,
+                           std::string subprotocol, WsServer& server, const proto::DeflateParams* deflate)
     : socket_(&socket),
       component_(component),
       options_(route.options),
@@ -38,9 +46,9 @@ WsConnection::WsConnection(Socket& socket, MessageComponent& component, const Ws
       request_(std::move(request)),
       subprotocol_(std::move(subprotocol)) {
   if (deflate != nullptr) {
-    deflate_ = std::make_unique<Deflate>(Deflate{
-        *deflate, proto::Inflater(proto::inflater_config(*deflate, route.options.max_message_size)), nullptr,
-        nullptr, route.deflate.min_compress_size, false});
+    deflate_ = std::make_unique<Deflate>(
+        Deflate{*deflate, proto::Inflater(proto::inflater_config(*deflate, route.options.max_message_size)),
+                nullptr, nullptr, route.deflate.min_compress_size, false});
     auto config = proto::deflater_config(*deflate, route.deflate);
     if (config.no_context_takeover) {
       deflate_->shared = &server.shared_deflater(config);
@@ -230,7 +238,8 @@ bool WsConnection::on_data(Opcode op, bool compressed, uint8_t* chunk, size_t le
     }
     if (last) {
       if (op == Opcode::text && !proto::is_valid_utf8(message_)) {
-        fail(static_cast<uint16_t>(proto::CloseCode::invalid_payload), "invalid UTF-8 in a compressed text message");
+        fail(static_cast<uint16_t>(proto::CloseCode::invalid_payload),
+             "invalid UTF-8 in a compressed text message");
         return false;
       }
       deliver(op, reinterpret_cast<const uint8_t*>(message_.data()), message_.size());
@@ -265,7 +274,8 @@ void WsConnection::deliver(Opcode op, const uint8_t* data, size_t len) {
 
 bool WsConnection::rate_limited() {
   log_info("ws: connection {} ({}): rate limit exceeded; closing with 1008", id_, request_.client_address);
-  close(static_cast<uint16_t>(proto::CloseCode::policy_violation), "rate limit exceeded", CloseCause::rate_limited);
+  close(static_cast<uint16_t>(proto::CloseCode::policy_violation), "rate limit exceeded",
+        CloseCause::rate_limited);
   return state_ != State::closed;
 }
 
