@@ -36,6 +36,14 @@ void Socket::set_handler(std::shared_ptr<SocketHandler> handler) {
   handler_ = std::move(handler);
 }
 
+// Replies bigger than this bypass the cork (see Socket::uncork): one copy
+// into the queue instead of two.
+constexpr size_t kCorkLimit = 64 * 1024;
+
+size_t Socket::buffered_amount() const noexcept {
+  return out_.size() + (tls_ ? tls_->wire.size() : 0) + (corked() ? server_.cork_.size() : 0);
+}
+
 bool Socket::would_exceed(size_t n) const noexcept {
   return buffered_amount() + n > server_.options_.max_send_queue;
 }
@@ -46,6 +54,13 @@ void Socket::queued(size_t n) noexcept {
 
 bool Socket::write(const void* data, size_t n) {
   if (fd_ < 0 || close_requested_ || would_exceed(n)) return false;
+  if (corked()) {
+    if (server_.cork_.size() + n <= kCorkLimit) {
+      server_.cork_.append(static_cast<const char*>(data), n);
+      return true;
+    }
+    spill_cork();  // a large reply goes to the queue once, not through the cork too
+  }
   out_.append(server_.pool_, data, n);
   queued(n);
   mark_dirty();
@@ -54,6 +69,14 @@ bool Socket::write(const void* data, size_t n) {
 
 bool Socket::write2(const void* a, size_t an, const void* b, size_t bn) {
   if (fd_ < 0 || close_requested_ || would_exceed(an + bn)) return false;
+  if (corked()) {
+    if (server_.cork_.size() + an + bn <= kCorkLimit) {
+      server_.cork_.append(static_cast<const char*>(a), an);
+      server_.cork_.append(static_cast<const char*>(b), bn);
+      return true;
+    }
+    spill_cork();
+  }
   out_.append(server_.pool_, a, an, b, bn);
   queued(an + bn);
   mark_dirty();
@@ -62,10 +85,62 @@ bool Socket::write2(const void* a, size_t an, const void* b, size_t bn) {
 
 bool Socket::write_shared(const void* header, size_t header_len, std::shared_ptr<const std::string> payload) {
   if (fd_ < 0 || close_requested_ || would_exceed(header_len + payload->size())) return false;
+  spill_cork();  // a shared payload goes in the queue, behind what is corked
   queued(header_len + payload->size());
   out_.append_shared(server_.pool_, header, header_len, std::move(payload));
   mark_dirty();
   return true;
+}
+
+// The cork: while a socket's own input is being handled, what it sends
+// collects in the loop's cork buffer, and is written right after the
+// handler returns (uncork), with one write() and no trip through the
+// write queue, the buffer pool or the end-of-turn flush list. Only what the
+// kernel does not take goes to the queue. An echo or a request-reply costs
+// one system call and no buffer of its own; sends to other sockets (a
+// broadcast) still queue and leave at the end of the turn, coalesced.
+bool Socket::corked() const noexcept {
+  return server_.corked_ == this;
+}
+
+void Socket::spill_cork() {
+  if (!corked()) return;
+  server_.corked_ = nullptr;
+  std::string& cork = server_.cork_;
+  if (!cork.empty()) {
+    out_.append(server_.pool_, cork.data(), cork.size());
+    queued(cork.size());
+    mark_dirty();
+    cork.clear();
+  }
+}
+
+void Socket::uncork() {
+  server_.corked_ = nullptr;
+  std::string& cork = server_.cork_;
+  if (cork.empty()) return;
+  if (fd_ < 0) {  // aborted while corked: nothing to say to anyone
+    cork.clear();
+    return;
+  }
+  size_t done = 0;
+  ssize_t n = ::write(fd_, cork.data(), cork.size());
+  if (n > 0) done = static_cast<size_t>(n);
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    const int error = errno;
+    cork.clear();
+    abort(error);
+    return;
+  }
+  if (done < cork.size()) {
+    // The kernel's buffer is full: the rest waits in the queue for EPOLLOUT.
+    out_.append(server_.pool_, cork.data() + done, cork.size() - done);
+    queued(cork.size() - done);
+    mark_dirty();
+  }
+  cork.clear();
+  // The buffer keeps its capacity for the next socket, within reason.
+  if (cork.capacity() > 2 * kCorkLimit) std::string().swap(cork);
 }
 
 void Socket::mark_dirty() {
@@ -151,7 +226,7 @@ void Socket::finish_close(int error) {
   loop().remove_fd(fd_);
   ::close(fd_);
   fd_ = -1;
-  server_.queued_bytes_.sub(buffered_amount());
+  server_.queued_bytes_.sub(out_.size() + (tls_ ? tls_->wire.size() : 0));  // the cork was never counted
   out_.clear(server_.pool_);
   if (tls_) tls_->wire.clear(server_.pool_);
   tls_.reset();
@@ -178,6 +253,10 @@ void Socket::on_io(uint32_t events) {
       if (lingering_) return;  // draining before close: input is discarded
       if (tls_) {
         on_tls_data(buf, static_cast<size_t>(n));
+      } else if (out_.empty() && !close_requested_) {
+        server_.corked_ = this;
+        handler_->on_data(*this, buf, static_cast<size_t>(n));
+        uncork();
       } else {
         handler_->on_data(*this, buf, static_cast<size_t>(n));
       }

@@ -82,7 +82,7 @@ class Socket final : public IoHandler {
 
   bool closed() const noexcept { return fd_ < 0; }
   bool closing() const noexcept { return close_requested_; }
-  size_t buffered_amount() const noexcept { return out_.size() + (tls_ ? tls_->wire.size() : 0); }
+  size_t buffered_amount() const noexcept;
   // TLS details for logs, or null on a plain connection.
   const tls::TlsSession* tls() const noexcept { return tls_ ? &tls_->session : nullptr; }
   const std::string& remote_address() const noexcept { return remote_address_; }
@@ -96,6 +96,9 @@ class Socket final : public IoHandler {
  private:
   friend class IoServer;
   void mark_dirty();
+  bool corked() const noexcept;
+  void spill_cork();
+  void uncork();
   void flush();
   void queued(size_t n) noexcept;
   bool on_tls_data(uint8_t* data, size_t len);
@@ -177,6 +180,8 @@ class IoServer {
   std::atomic<size_t> own_process_count_{0};  // used when options_.process_connections is null
   BufferPool pool_;                           // declared before the sockets' users: outlives them
   std::string tls_plain_;                     // per-loop scratch for decrypted bytes
+  std::string cork_;                          // what the socket being read sends (Socket::uncork)
+  Socket* corked_ = nullptr;                  // that socket, while its handler runs
   std::string tls_cipher_;                    // per-loop scratch for encrypted bytes
   Counter accepted_total_;
   Counter queued_bytes_;

@@ -195,6 +195,32 @@ DecodeResult FrameDecoder::feed(uint8_t* data, size_t len, Sink& sink) {
         if (pos == len) return {pos, FrameError::none};
         const uint8_t* h = nullptr;
         const size_t avail = len - pos;
+        if (header_len_ == 0 && avail >= 6 && message_opcode_ == Opcode::continuation) {
+          // The common case, in one step: a whole small message in one
+          // masked frame (FIN, no RSV bits, text or binary, 7-bit length)
+          // entirely in the buffer. Everything the general path would check
+          // is implied by that shape, except the size limit and UTF-8.
+          const uint8_t b0 = data[pos];
+          const uint8_t b1 = data[pos + 1];
+          const size_t n = b1 & 0x7f;
+          const uint8_t op = b0 & 0x0f;
+          if ((b0 & 0xf0) == 0x80 && (op == 0x1 || op == 0x2) && (b1 & 0x80) != 0 && n < 126 &&
+              avail - 6 >= n && n <= options_.max_message_size) {
+            uint8_t* p = data + pos + 6;
+            const bool ascii = apply_mask_is_ascii(p, n, data + pos + 2, 0);
+            pos += 6 + n;
+            if (op == 0x1 && !ascii) {
+              utf8_.reset();
+              if (!utf8_.feed(p, n) || !utf8_.complete()) {
+                fail(FrameError::invalid_utf8);
+                return {pos, error_};
+              }
+            }
+            if (!sink.on_data(static_cast<Opcode>(op), false, p, n, true, true))
+              return {pos, FrameError::none};
+            break;
+          }
+        }
         if (header_len_ == 0 && avail >= 2 && avail >= frame_detail::header_size(data[pos + 1])) {
           // The whole header is here: read it in place.
           const FrameError e =

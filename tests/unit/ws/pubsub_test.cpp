@@ -130,7 +130,8 @@ TEST_F(PubSubTest, concurrent_publishers_deliver_every_message_exactly_once) {
   std::vector<std::thread> senders;
   for (int i = 0; i < kClients; ++i) {
     senders.emplace_back([&, i] {
-      for (int m = 0; m < kEach; ++m) clients[i]->send_frame(Op::text, std::to_string(i) + ":" + std::to_string(m));
+      for (int m = 0; m < kEach; ++m)
+        clients[i]->send_frame(Op::text, std::to_string(i) + ":" + std::to_string(m));
     });
   }
   for (auto& t : senders) t.join();
@@ -147,4 +148,51 @@ TEST_F(PubSubTest, concurrent_publishers_deliver_every_message_exactly_once) {
       }
     }
   }
+}
+
+// A connection that replies, then gets a broadcast it is subscribed to, then
+// replies again, all from one on_message: the three frames leave in that
+// order. The replies collect in the loop's cork while its input is handled;
+// a broadcast (copied when small, shared when large) must not overtake them.
+namespace {
+class ReplyAroundPublish final : public windlass::MessageComponent {
+ public:
+  explicit ReplyAroundPublish(windlass::App*& app) : app_(app) {}
+  void on_open(windlass::Connection& c) override { c.subscribe("all"); }
+  void on_message(windlass::Connection& c, const windlass::Message& msg) override {
+    c.send("first");
+    app_->publish("all", msg.data);  // every subscriber, this connection included
+    c.send("third");
+  }
+
+ private:
+  windlass::App*& app_;
+};
+}  // namespace
+
+TEST(PubSubOrder, replies_and_a_broadcast_to_oneself_keep_their_order) {
+  windlass::ServerOptions so;
+  so.port = 0;
+  so.threads = 1;
+  so.handle_signals = false;
+  windlass::App app(so);
+  windlass::App* app_ptr = &app;
+  app.route("/", std::make_shared<ReplyAroundPublish>(app_ptr));
+  app.listen();
+  std::thread thread([&] { app.run(); });
+  {
+    TestClient client(app.port());
+    ASSERT_NE(client.handshake("/").find("101"), std::string::npos);
+    for (size_t size : {size_t{5}, size_t{4000}}) {  // copied, then shared by reference
+      const std::string second(size, 's');
+      client.send_frame(Op::text, second);
+      for (const std::string& want : {std::string("first"), second, std::string("third")}) {
+        auto f = client.read_frame();
+        ASSERT_TRUE(f) << "size " << size;
+        EXPECT_EQ(f->payload, want) << "size " << size;
+      }
+    }
+  }
+  app.stop();
+  thread.join();
 }
