@@ -10,32 +10,6 @@
 
 namespace windlass::proto {
 
-size_t encode_frame_header(uint8_t* out, Opcode op, uint64_t payload_len, bool fin, bool rsv1,
-                           const uint8_t* mask) noexcept {
-  out[0] = static_cast<uint8_t>((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | static_cast<uint8_t>(op));
-  const uint8_t mask_bit = mask != nullptr ? 0x80 : 0;
-  size_t n = 2;
-  // §5.2: the minimal length encoding: 7 bits, then 126 + 16 bits, then
-  // 127 + 64 bits, all in network byte order.
-  if (payload_len < 126) {
-    out[1] = static_cast<uint8_t>(mask_bit | payload_len);
-  } else if (payload_len <= 0xffff) {
-    out[1] = static_cast<uint8_t>(mask_bit | 126);
-    out[2] = static_cast<uint8_t>(payload_len >> 8);
-    out[3] = static_cast<uint8_t>(payload_len);
-    n = 4;
-  } else {
-    out[1] = static_cast<uint8_t>(mask_bit | 127);
-    for (int i = 0; i < 8; ++i) out[2 + i] = static_cast<uint8_t>(payload_len >> (56 - 8 * i));
-    n = 10;
-  }
-  if (mask != nullptr) {
-    std::memcpy(out + n, mask, 4);
-    n += 4;
-  }
-  return n;
-}
-
 namespace {
 
 // One pass of §5.3 masking over `len` bytes. With kTally it also ORs every

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace windlass::proto {
 
@@ -33,8 +34,31 @@ constexpr size_t frame_header_size(uint64_t len, bool masked) noexcept {
 // Writes a frame header into `out` (at least kMaxFrameHeader bytes) and
 // returns its size. Servers send unmasked frames (§5.1), so `mask` is null
 // on the server path; clients (tests, the load generator) pass 4 bytes.
-size_t encode_frame_header(uint8_t* out, Opcode op, uint64_t payload_len, bool fin = true, bool rsv1 = false,
-                           const uint8_t* mask = nullptr) noexcept;
+inline size_t encode_frame_header(uint8_t* out, Opcode op, uint64_t payload_len, bool fin = true,
+                                  bool rsv1 = false, const uint8_t* mask = nullptr) noexcept {
+  out[0] = static_cast<uint8_t>((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | static_cast<uint8_t>(op));
+  const uint8_t mask_bit = mask != nullptr ? 0x80 : 0;
+  size_t n = 2;
+  // §5.2: the minimal length encoding: 7 bits, then 126 + 16 bits, then
+  // 127 + 64 bits, all in network byte order.
+  if (payload_len < 126) {
+    out[1] = static_cast<uint8_t>(mask_bit | payload_len);
+  } else if (payload_len <= 0xffff) {
+    out[1] = static_cast<uint8_t>(mask_bit | 126);
+    out[2] = static_cast<uint8_t>(payload_len >> 8);
+    out[3] = static_cast<uint8_t>(payload_len);
+    n = 4;
+  } else {
+    out[1] = static_cast<uint8_t>(mask_bit | 127);
+    for (int i = 0; i < 8; ++i) out[2 + i] = static_cast<uint8_t>(payload_len >> (56 - 8 * i));
+    n = 10;
+  }
+  if (mask != nullptr) {
+    std::memcpy(out + n, mask, 4);
+    n += 4;
+  }
+  return n;
+}
 
 // XORs `len` bytes with the 4-byte masking key (§5.3), starting at key
 // position `key_offset % 4`, sixteen bytes at a time where it can. Masking

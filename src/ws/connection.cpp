@@ -18,15 +18,20 @@ using proto::Opcode;
 
 namespace {
 // Off the loop thread, the call is copied to the owner loop: the
-// connection's state is only ever touched by its own thread.
-bool send_on_loop(const std::shared_ptr<WsConnection>& impl, Opcode op, const void* data, size_t len) {
-  if (!impl) return false;
-  Loop* loop = impl->loop();
-  if (loop->in_loop_thread()) return impl->send(op, data, len);
-  loop->post([impl, op, bytes = std::string(static_cast<const char*>(data), len)] {
+// connection's state is only ever touched by its own thread. Kept out of
+// line so the common case below stays small.
+[[gnu::noinline]] bool post_send(const std::shared_ptr<WsConnection>& impl, Opcode op, const void* data,
+                                 size_t len) {
+  impl->loop()->post([impl, op, bytes = std::string(static_cast<const char*>(data), len)] {
     impl->send(op, bytes.data(), bytes.size());
   });
   return true;
+}
+
+inline bool send_on_loop(const std::shared_ptr<WsConnection>& impl, Opcode op, const void* data, size_t len) {
+  if (!impl) return false;
+  if (impl->loop()->in_loop_thread()) return impl->send(op, data, len);
+  return post_send(impl, op, data, len);
 }
 }  // namespace
 
@@ -52,12 +57,17 @@ void Connection::close(uint16_t code, std::string_view reason) const {
   if (loop->in_loop_thread()) {
     impl_->close(code, reason, CloseCause::server_closed);
   } else {
-    loop->post([impl = impl_, code, r = std::string(reason)] { impl->close(code, r, CloseCause::server_closed); });
+    loop->post(
+        [impl = impl_, code, r = std::string(reason)] { impl->close(code, r, CloseCause::server_closed); });
   }
 }
 
-bool Connection::subscribe(std::string_view topic) const { return impl_ && impl_->subscribe(topic); }
-bool Connection::unsubscribe(std::string_view topic) const { return impl_ && impl_->unsubscribe(topic); }
+bool Connection::subscribe(std::string_view topic) const {
+  return impl_ && impl_->subscribe(topic);
+}
+bool Connection::unsubscribe(std::string_view topic) const {
+  return impl_ && impl_->unsubscribe(topic);
+}
 
 void Connection::publish(std::string_view topic, std::string_view data, MessageKind kind) const {
   if (!impl_) return;
@@ -65,23 +75,33 @@ void Connection::publish(std::string_view topic, std::string_view data, MessageK
                                 impl_->id());
 }
 
-bool Connection::is_open() const noexcept { return impl_ && impl_->is_open(); }
-size_t Connection::buffered_amount() const noexcept { return impl_ ? impl_->buffered_amount() : 0; }
-uint64_t Connection::id() const noexcept { return impl_ ? impl_->id() : 0; }
+bool Connection::is_open() const noexcept {
+  return impl_ && impl_->is_open();
+}
+size_t Connection::buffered_amount() const noexcept {
+  return impl_ ? impl_->buffered_amount() : 0;
+}
+uint64_t Connection::id() const noexcept {
+  return impl_ ? impl_->id() : 0;
+}
 
 const Request& Connection::request() const noexcept {
   static const Request empty;
   return impl_ ? impl_->request() : empty;
 }
 
-const std::string& Connection::remote_address() const noexcept { return request().remote_address; }
+const std::string& Connection::remote_address() const noexcept {
+  return request().remote_address;
+}
 
 const std::string& Connection::subprotocol() const noexcept {
   static const std::string empty;
   return impl_ ? impl_->subprotocol() : empty;
 }
 
-Loop* Connection::loop() const noexcept { return impl_ ? impl_->loop() : nullptr; }
+Loop* Connection::loop() const noexcept {
+  return impl_ ? impl_->loop() : nullptr;
+}
 
 std::any& Connection::data() const {
   if (!impl_) throw std::logic_error("Connection::data() on an empty handle");

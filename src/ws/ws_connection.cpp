@@ -110,11 +110,10 @@ bool WsConnection::send_frame(Opcode op, const void* data, size_t len, bool rsv1
   if (socket_ == nullptr) return false;
   uint8_t header[proto::kMaxFrameHeader];
   size_t header_len = proto::encode_frame_header(header, op, len, true, rsv1);
-  if (socket_->would_exceed(header_len + len)) {
-    slow_consumer(header_len + len);
-    return false;
-  }
-  return socket_->write2(header, header_len, data, len);
+  if (socket_->write2(header, header_len, data, len)) return true;
+  // Refused on an open socket: only the send-queue limit does that.
+  if (!socket_->closed() && !socket_->closing()) slow_consumer(header_len + len);
+  return false;
 }
 
 bool WsConnection::send_shared(const SharedFrame& message, CompressedVariant& compressed) {
