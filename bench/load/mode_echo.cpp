@@ -175,16 +175,7 @@ void run_echo(const Options& opts, const Target& target, Report& report) {
   if (!loop.aborted()) {
     workload.set_sending(true);
     workload.start_all(loop);
-    if (opts.warmup_s > 0) {
-      progress(opts, "warming up for %.1f s", opts.warmup_s);
-      loop.run_until(monotonic_ns() + static_cast<uint64_t>(opts.warmup_s * 1e9));
-    }
-    progress(opts, "measuring for %.1f s", opts.duration_s);
-    loop.stats().reset_window();
-    report.window_start = sample_cpu(opts.server_pid);
-    loop.run_until(report.window_start.wall_ns + static_cast<uint64_t>(opts.duration_s * 1e9));
-    report.window_end = sample_cpu(opts.server_pid);
-    report.window = loop.stats();
+    warm_up_and_measure(loop, opts, report, [&](uint64_t deadline) { loop.run_until(deadline); });
   }
   // Replies still in flight are checked but not followed by new messages.
   workload.set_sending(false);

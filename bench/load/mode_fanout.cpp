@@ -319,16 +319,7 @@ void run_fanout(const Options& opts, const Target& target, Report& report) {
   }
   if (!loop.aborted() && settle(loop, workload, subscribers, opts)) {
     workload.start();
-    if (opts.warmup_s > 0) {
-      progress(opts, "warming up for %.1f s", opts.warmup_s);
-      drive(loop, workload, monotonic_ns() + static_cast<uint64_t>(opts.warmup_s * 1e9));
-    }
-    progress(opts, "measuring for %.1f s", opts.duration_s);
-    loop.stats().reset_window();
-    report.window_start = sample_cpu(opts.server_pid);
-    drive(loop, workload, report.window_start.wall_ns + static_cast<uint64_t>(opts.duration_s * 1e9));
-    report.window_end = sample_cpu(opts.server_pid);
-    report.window = loop.stats();
+    warm_up_and_measure(loop, opts, report, [&](uint64_t deadline) { drive(loop, workload, deadline); });
 
     // The burst in flight is still checked to the last delivery.
     workload.stop();

@@ -42,16 +42,7 @@ void run_handshake(const Options& opts, const Target& target, Report& report) {
   ClientLoop loop(opts, target, report.connections, workload);
   report.opened = report.connections;
   loop.connect_all();
-  if (opts.warmup_s > 0) {
-    progress(opts, "warming up for %.1f s", opts.warmup_s);
-    loop.run_until(monotonic_ns() + static_cast<uint64_t>(opts.warmup_s * 1e9));
-  }
-  progress(opts, "measuring for %.1f s", opts.duration_s);
-  loop.stats().reset_window();
-  report.window_start = sample_cpu(opts.server_pid);
-  loop.run_until(report.window_start.wall_ns + static_cast<uint64_t>(opts.duration_s * 1e9));
-  report.window_end = sample_cpu(opts.server_pid);
-  report.window = loop.stats();
+  warm_up_and_measure(loop, opts, report, [&](uint64_t deadline) { loop.run_until(deadline); });
   workload.set_cycling(false);
   loop.close_all(3000);
   report.totals = loop.stats();

@@ -27,11 +27,7 @@ void run_idle(const Options& opts, const Target& target, Report& report) {
     loop.run_until(monotonic_ns() + 1'000'000'000);
     if (opts.server_pid > 0) report.server_rss_after = read_rss_bytes(opts.server_pid);
     progress(opts, "holding %zu connections for %.1f s", report.opened, opts.duration_s);
-    loop.stats().reset_window();
-    report.window_start = sample_cpu(opts.server_pid);
-    loop.run_until(report.window_start.wall_ns + static_cast<uint64_t>(opts.duration_s * 1e9));
-    report.window_end = sample_cpu(opts.server_pid);
-    report.window = loop.stats();
+    measure_window(loop, opts, report, [&](uint64_t deadline) { loop.run_until(deadline); });
   }
   loop.close_all(10000);
   report.totals = loop.stats();

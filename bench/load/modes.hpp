@@ -9,6 +9,7 @@
 
 #include "client_loop.hpp"
 #include "options.hpp"
+#include "process_stats.hpp"
 #include "report.hpp"
 
 namespace windlass::load {
@@ -34,5 +35,28 @@ size_t open_all(ClientLoop& loop, const Options& opts, size_t first_n = SIZE_MAX
 
 // A progress line on stderr, unless --quiet.
 void progress(const Options& opts, const char* format, ...) __attribute__((format(printf, 2, 3)));
+
+// The measured window: resets the window's statistics, samples CPU at both
+// ends and keeps the window's statistics in `report`. `run_until(deadline_ns)`
+// drives the loop (a mode may do more than poll, as fanout does).
+template <class RunUntil>
+void measure_window(ClientLoop& loop, const Options& opts, Report& report, RunUntil&& run_until) {
+  loop.stats().reset_window();
+  report.window_start = sample_cpu(opts.server_pid);
+  run_until(report.window_start.wall_ns + static_cast<uint64_t>(opts.duration_s * 1e9));
+  report.window_end = sample_cpu(opts.server_pid);
+  report.window = loop.stats();
+}
+
+// --warmup seconds unmeasured, then the measured window, with progress lines.
+template <class RunUntil>
+void warm_up_and_measure(ClientLoop& loop, const Options& opts, Report& report, RunUntil&& run_until) {
+  if (opts.warmup_s > 0) {
+    progress(opts, "warming up for %.1f s", opts.warmup_s);
+    run_until(monotonic_ns() + static_cast<uint64_t>(opts.warmup_s * 1e9));
+  }
+  progress(opts, "measuring for %.1f s", opts.duration_s);
+  measure_window(loop, opts, report, run_until);
+}
 
 }  // namespace windlass::load

@@ -40,8 +40,12 @@ void Socket::set_handler(std::shared_ptr<SocketHandler> handler) {
 // into the queue instead of two.
 constexpr size_t kCorkLimit = 64 * 1024;
 
+size_t Socket::queued_amount() const noexcept {
+  return out_.size() + (tls_ ? tls_->wire.size() : 0);
+}
+
 size_t Socket::buffered_amount() const noexcept {
-  return out_.size() + (tls_ ? tls_->wire.size() : 0) + (corked() ? server_.cork_.size() : 0);
+  return queued_amount() + (corked() ? server_.cork_.size() : 0);
 }
 
 bool Socket::would_exceed(size_t n) const noexcept {
@@ -54,12 +58,9 @@ void Socket::queued(size_t n) noexcept {
 
 bool Socket::write(const void* data, size_t n) {
   if (fd_ < 0 || close_requested_ || would_exceed(n)) return false;
-  if (corked()) {
-    if (server_.cork_.size() + n <= kCorkLimit) {
-      server_.cork_.append(static_cast<const char*>(data), n);
-      return true;
-    }
-    spill_cork();  // a large reply goes to the queue once, not through the cork too
+  if (cork_takes(n)) {
+    server_.cork_.append(static_cast<const char*>(data), n);
+    return true;
   }
   out_.append(server_.pool_, data, n);
   queued(n);
@@ -69,13 +70,10 @@ bool Socket::write(const void* data, size_t n) {
 
 bool Socket::write2(const void* a, size_t an, const void* b, size_t bn) {
   if (fd_ < 0 || close_requested_ || would_exceed(an + bn)) return false;
-  if (corked()) {
-    if (server_.cork_.size() + an + bn <= kCorkLimit) {
-      server_.cork_.append(static_cast<const char*>(a), an);
-      server_.cork_.append(static_cast<const char*>(b), bn);
-      return true;
-    }
-    spill_cork();
+  if (cork_takes(an + bn)) {
+    server_.cork_.append(static_cast<const char*>(a), an);
+    server_.cork_.append(static_cast<const char*>(b), bn);
+    return true;
   }
   out_.append(server_.pool_, a, an, b, bn);
   queued(an + bn);
@@ -101,6 +99,13 @@ bool Socket::write_shared(const void* header, size_t header_len, std::shared_ptr
 // broadcast) still queue and leave at the end of the turn, coalesced.
 bool Socket::corked() const noexcept {
   return server_.corked_ == this;
+}
+
+bool Socket::cork_takes(size_t n) {
+  if (!corked()) return false;
+  if (server_.cork_.size() + n <= kCorkLimit) return true;
+  spill_cork();  // a large reply goes to the queue once, not through the cork too
+  return false;
 }
 
 void Socket::spill_cork() {
@@ -226,7 +231,7 @@ void Socket::finish_close(int error) {
   loop().remove_fd(fd_);
   ::close(fd_);
   fd_ = -1;
-  server_.queued_bytes_.sub(out_.size() + (tls_ ? tls_->wire.size() : 0));  // the cork was never counted
+  server_.queued_bytes_.sub(queued_amount());  // the cork was never counted
   out_.clear(server_.pool_);
   if (tls_) tls_->wire.clear(server_.pool_);
   tls_.reset();
@@ -253,12 +258,11 @@ void Socket::on_io(uint32_t events) {
       if (lingering_) return;  // draining before close: input is discarded
       if (tls_) {
         on_tls_data(buf, static_cast<size_t>(n));
-      } else if (out_.empty() && !close_requested_) {
-        server_.corked_ = this;
-        handler_->on_data(*this, buf, static_cast<size_t>(n));
-        uncork();
       } else {
+        const bool cork = out_.empty() && !close_requested_;  // else replies queue behind what waits
+        if (cork) server_.corked_ = this;
         handler_->on_data(*this, buf, static_cast<size_t>(n));
+        if (cork) uncork();
       }
       retired_handler_.reset();
     } else if (n == 0) {

@@ -82,7 +82,7 @@ class Socket final : public IoHandler {
 
   bool closed() const noexcept { return fd_ < 0; }
   bool closing() const noexcept { return close_requested_; }
-  size_t buffered_amount() const noexcept;
+  size_t buffered_amount() const noexcept;  // queued, plus corked while its handler runs
   // TLS details for logs, or null on a plain connection.
   const tls::TlsSession* tls() const noexcept { return tls_ ? &tls_->session : nullptr; }
   const std::string& remote_address() const noexcept { return remote_address_; }
@@ -97,10 +97,14 @@ class Socket final : public IoHandler {
   friend class IoServer;
   void mark_dirty();
   bool corked() const noexcept;
+  // True when `n` more bytes go to the cork; moves the cork to the queue
+  // (spill_cork) when they would pass its limit.
+  bool cork_takes(size_t n);
   void spill_cork();
   void uncork();
   void flush();
   void queued(size_t n) noexcept;
+  size_t queued_amount() const noexcept;  // in the queues (what queued_bytes_ counts)
   bool on_tls_data(uint8_t* data, size_t len);
   void encrypt_queued();
   OutQueue& wire() noexcept { return tls_ ? tls_->wire : out_; }

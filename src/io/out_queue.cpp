@@ -10,14 +10,12 @@ namespace windlass::detail {
 void OutQueue::append(BufferPool& pool, const void* data, size_t n) {
   if (n == 0) return;
   bytes_ += n;
-  if (chunks_.empty()) {
-    if (flat_.size() + n <= kCoalesceLimit || flat_.empty()) {
-      if (flat_.empty()) pool.refill(flat_);
-      flat_.append(static_cast<const char*>(data), n);
-      return;
-    }
-    to_chunks();
+  if (flat_takes(n)) {
+    if (flat_.empty()) pool.refill(flat_);
+    flat_.append(static_cast<const char*>(data), n);
+    return;
   }
+  to_chunks();
   bool extend = !chunks_.back().shared && chunks_.back().owned.size() + n <= kCoalesceLimit &&
                 // Never grow the chunk the kernel is part-way through.
                 !(chunks_.size() - 1 == head_ && head_offset_ > 0);
@@ -28,7 +26,7 @@ void OutQueue::append(BufferPool& pool, const void* data, size_t n) {
 void OutQueue::append(BufferPool& pool, const void* a, size_t an, const void* b, size_t bn) {
   // The flat shape's common case (a frame header and its payload) in one
   // step; anything else as two appends.
-  if (chunks_.empty() && (flat_.empty() || flat_.size() + an + bn <= kCoalesceLimit)) {
+  if (flat_takes(an + bn)) {
     if (flat_.empty()) pool.refill(flat_);
     flat_.append(static_cast<const char*>(a), an);
     flat_.append(static_cast<const char*>(b), bn);

@@ -67,6 +67,11 @@ class OutQueue {
     size_t size() const noexcept { return shared ? shared->size() : owned.size(); }
   };
 
+  // In the flat shape, and `n` more bytes keep it within kCoalesceLimit (or
+  // it is empty: one large copy is still one buffer).
+  bool flat_takes(size_t n) const noexcept {
+    return chunks_.empty() && (flat_.empty() || flat_.size() + n <= kCoalesceLimit);
+  }
   // Moves the flat bytes, if any, to the front of the chunk list.
   void to_chunks();
   ssize_t write_flat(int fd, BufferPool& pool);

@@ -19,18 +19,17 @@ namespace {
 // valgrind) keep it; elsewhere the same loop runs on 64-bit words.
 template <bool kTally>
 uint8_t mask_pass(uint8_t* data, size_t len, const uint8_t mask[4], size_t key_offset) noexcept {
-  // The key rotated to start where `data` sits in it, then repeated. It is
-  // kept in memory order (bytes, not a number), so it is right on any
-  // endianness. Every block below is a multiple of 4 bytes long, so the
-  // rotation holds for each of them. Loads and stores are unaligned: no
-  // byte-wise head, which matters for the many small frames of a chat.
+  // The key's bytes in memory order, rotated to start where `data` sits in
+  // the key (so right on any endianness), then repeated. Every block below
+  // is a multiple of 4 bytes long, so the rotation holds for each of them.
+  // Loads and stores are unaligned: no byte-wise head, which matters for
+  // the many small frames of a chat.
   uint32_t key4;
   std::memcpy(&key4, mask, 4);
   const int shift = static_cast<int>(key_offset & 3) * 8;  // byte r of the key first
   key4 = std::endian::native == std::endian::little ? std::rotr(key4, shift) : std::rotl(key4, shift);
-  uint8_t key_bytes[8];
-  std::memcpy(key_bytes, &key4, 4);
-  std::memcpy(key_bytes + 4, &key4, 4);
+  const uint64_t key8 = (uint64_t{key4} << 32) | key4;  // the same 4 bytes twice, either endianness
+  uint8_t tally = 0;
   size_t i = 0;
 #if defined(__SSE2__)
   const __m128i key = _mm_set1_epi32(static_cast<int>(key4));
@@ -53,15 +52,10 @@ uint8_t mask_pass(uint8_t* data, size_t len, const uint8_t mask[4], size_t key_o
     _mm_storeu_si128(p, a);
     if constexpr (kTally) acc = _mm_or_si128(acc, a);
   }
-  uint8_t tally = 0;
   if constexpr (kTally) {
     if (_mm_movemask_epi8(acc) != 0) tally = 0x80;
   }
-#else
-  uint8_t tally = 0;
 #endif
-  uint64_t key8;
-  std::memcpy(&key8, key_bytes, 8);
   uint64_t acc8 = 0;
   for (; len - i >= 8; i += 8) {
     uint64_t w;
@@ -82,6 +76,7 @@ uint8_t mask_pass(uint8_t* data, size_t len, const uint8_t mask[4], size_t key_o
     i += 4;
   }
   // Tail: fewer than four bytes, still at a multiple of 4 from `data`.
+  const uint8_t* const key_bytes = reinterpret_cast<const uint8_t*>(&key4);  // memory order
   for (; i < len; ++i) {
     data[i] ^= key_bytes[i & 3];
     if constexpr (kTally) tally |= data[i];

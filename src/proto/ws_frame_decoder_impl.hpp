@@ -209,12 +209,9 @@ DecodeResult FrameDecoder::feed(uint8_t* data, size_t len, Sink& sink) {
             uint8_t* p = data + pos + 6;
             const bool ascii = apply_mask_is_ascii(p, n, data + pos + 2, 0);
             pos += 6 + n;
-            if (op == 0x1 && !ascii) {
-              utf8_.reset();
-              if (!utf8_.feed(p, n) || !utf8_.complete()) {
-                fail(FrameError::invalid_utf8);
-                return {pos, error_};
-              }
+            if (op == 0x1 && !ascii && !is_valid_utf8(std::string_view(reinterpret_cast<char*>(p), n))) {
+              fail(FrameError::invalid_utf8);
+              return {pos, error_};
             }
             if (!sink.on_data(static_cast<Opcode>(op), false, p, n, true, true))
               return {pos, FrameError::none};
