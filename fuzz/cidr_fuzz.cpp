@@ -15,9 +15,7 @@
 //   - every compiled, non-wildcard origin entry allows itself.
 //
 // windlass_proto, the only library a fuzz target links, does not hold
-// src/http, so this file compiles access_control.cpp itself, leaving out
-// the one function that reads the public AccessOptions.
-#define WINDLASS_ACCESS_CORE_ONLY
+// src/http, so this file compiles access_control.cpp (pure) itself.
 #include "http/access_control.cpp"
 
 #include <cstddef>

@@ -3,6 +3,7 @@
 //
 //   windlass::App app({.port = 8080});
 //   app.route("/chat", std::make_shared<Chat>());
+//   app.route("/app/:key", std::make_shared<Hub>());   // the key reaches on_upgrade
 //   app.http("/*", windlass::static_files("public"));
 //   app.run();  // until SIGINT or SIGTERM
 #pragma once
@@ -14,49 +15,17 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "windlass/access.hpp"
+#include "windlass/broker.hpp"
 #include "windlass/component.hpp"
 #include "windlass/http.hpp"
 #include "windlass/loop.hpp"
 #include "windlass/stats.hpp"
+#include "windlass/ws_options.hpp"
 
 namespace windlass {
-
-// permessage-deflate (RFC 7692) for a route.
-struct CompressionOptions {
-  enum class Mode : uint8_t {
-    off,             // never negotiated
-    shared,          // one compressor per loop for every connection (server_no_context_takeover):
-                     // little memory, and a broadcast is compressed once per loop
-    per_connection,  // each connection keeps its compression window: better ratios,
-                     // about 256 KiB more memory per connection at the default settings
-  };
-  Mode mode = Mode::off;
-  size_t min_size = 64;  // messages shorter than this are sent uncompressed
-  int level = 6;         // zlib level 1..9
-  int mem_level = 8;     // zlib memLevel 1..9
-  int server_max_window_bits = 15;  // 9..15 (8 is negotiated as 9: zlib's raw deflate minimum)
-  int client_max_window_bits = 15;  // asked of clients that offer client_max_window_bits
-  bool client_no_context_takeover = false;  // ask clients to reset per message: we then inflate
-                                            // with no window kept between messages
-};
-
-// Per WebSocket route.
-struct WsOptions {
-  // Largest message accepted (sum of its frames' payloads); larger -> close 1009.
-  size_t max_message_size = 1u << 20;
-  // Send a ping after this long without hearing from the client; 0 disables keepalive.
-  std::chrono::milliseconds ping_interval{30'000};
-  // Close a connection whose ping went unanswered this long (CloseCause::keepalive_timeout).
-  std::chrono::milliseconds pong_timeout{30'000};
-  // How long to wait for the client's close frame after sending ours (RFC 6455 §7.1.1).
-  std::chrono::milliseconds close_timeout{5'000};
-  CompressionOptions compression;
-  // Per connection: messages and bytes per second with a burst; a client
-  // over it is closed with 1008 (CloseCause::rate_limited). Zero: no limit.
-  RateLimit rate_limit;
-};
 
 struct ServerOptions {
   std::string host = "127.0.0.1";  // IPv4, IPv6 ("::" takes both), or a name
@@ -71,6 +40,8 @@ struct ServerOptions {
   size_t max_body_size = 1u << 20;  // plain HTTP request bodies; larger -> 413
   // A request head must arrive within this time (slowloris) -> 408.
   std::chrono::milliseconds header_timeout{10'000};
+  // An AsyncHttpHandler must answer within this time -> 504.
+  std::chrono::milliseconds async_response_timeout{10'000};
   // SIGTERM/SIGINT: clients get close 1001; the process exits after all are
   // gone or after this deadline.
   std::chrono::milliseconds shutdown_timeout{10'000};
@@ -90,15 +61,22 @@ struct ServerOptions {
   bool tls_min_version_1_3 = false;  // default minimum: TLS 1.2
   bool plain_listener = true;        // false: TLS only
   // Event loops, one thread each, each accepting on its own SO_REUSEPORT
-  // listener; 0 means one per core. A connection stays on the loop that
-  // accepted it, and all its callbacks run on that loop's thread.
+  // listener. 0: one per CPU this process may run on (its affinity mask,
+  // and the cgroup's CPU quota when one is set: under `taskset -c 0` or
+  // in a container limited to 2 CPUs, 1 or 2). A connection stays on the
+  // loop that accepted it, and all its callbacks run on that loop's thread.
   unsigned threads = 0;
+  // This node's number in a cluster, 0 to 2^24-1: the top bits of every
+  // connection id (Connection::id()), so ids are unique across nodes that
+  // have different node ids (Pusher's socket_id is "node.counter").
+  uint32_t node_id = 0;
   // Called for every handshake, plain HTTP answer, refusal and WebSocket
   // close, on the loop thread that saw it (so it must be thread-safe when
   // threads > 1). Empty: no access log.
   std::function<void(const AccessEvent&)> on_access;
   // Origin allow-list (403), IP blocklist (403), trusted proxies for the
-  // real client address, per-IP connection limit (429). See access.hpp.
+  // real client address, per-IP connection limit (429), applied to every
+  // route through the decorators of decorators.hpp. See access.hpp.
   AccessOptions access;
 };
 
@@ -109,15 +87,38 @@ class App {
   App(const App&) = delete;
   App& operator=(const App&) = delete;
 
-  // A WebSocket endpoint at exactly `path`.
-  App& route(std::string path, std::shared_ptr<MessageComponent> component, WsOptions options = {});
-  // A plain HTTP endpoint: exactly `path`, or every path under a prefix
-  // when `path` ends in "/*" ("/*" catches all). A path may have both a
-  // WebSocket route and an HTTP handler: upgrade requests go to the first,
-  // the rest to the second.
-  App& http(std::string path, HttpHandler handler);
+  // Routes (before run()). A pattern is an exact path ("/chat"), or has
+  // segments ":name" that capture one non-empty segment ("/app/:key"), or
+  // ends in a segment "*" that captures the rest of the path, possibly
+  // empty ("/files/*"; "/*" catches every path). Captures reach the
+  // component as Request::params (in on_upgrade) and HTTP handlers as the
+  // same. Exact paths are found first, with one hash lookup; among the
+  // patterns that match, the most specific wins (segment by segment: a
+  // literal before a parameter before "*"). A malformed pattern, or the
+  // same one twice, throws std::invalid_argument.
+  //
+  // A path may have both a WebSocket route and an HTTP handler: upgrade
+  // requests go to the first, the rest to the second.
+  App& route(std::string pattern, std::shared_ptr<MessageComponent> component, WsOptions options = {});
+  App& http(std::string pattern, HttpHandler handler);
+  App& http_async(std::string pattern, AsyncHttpHandler handler);
+  // A check every request passes before it is routed (see RequestFilter).
+  App& filter(std::shared_ptr<RequestFilter> filter);
 
-  // Binds the listener now (so port() is known before run()).
+  // The broker Connection::subscribe/publish go through: the local one,
+  // unless set_broker() installed a decorator of it (before run()).
+  Broker& broker() const noexcept;
+  std::shared_ptr<Broker> local_broker() const noexcept;
+  App& set_broker(std::shared_ptr<Broker> broker);
+
+  // Per-loop lifecycle (before run()): `fn` runs on each loop's thread
+  // before that loop serves its first connection, and after its last
+  // connection is gone (its stop hooks in reverse order of registration).
+  // See LoopLocal in loop_local.hpp for a typed per-loop slot.
+  App& on_loop_start(std::function<void(Loop&)> fn);
+  App& on_loop_stop(std::function<void(Loop&)> fn);
+
+  // Binds the listeners now (so port() is known before run()).
   App& listen();
   uint16_t port() const noexcept;
   uint16_t tls_port() const noexcept;  // 0 without TLS
@@ -125,30 +126,36 @@ class App {
   // failure, keeping the current ones. Any thread.
   void reload_tls();
 
-  // Runs the loop until stop() or a signal's graceful shutdown completes.
+  // Runs the loops (the first on this thread) until stop() or a signal's
+  // graceful shutdown completes.
   void run();
   // Thread-safe graceful shutdown: stop accepting, close every client with
   // 1001, wait up to shutdown_timeout, return from run().
   void stop();
 
-  // Sends to every subscriber of `topic` on every loop (Connection::subscribe).
-  // Any thread.
+  // Any thread: broker().publish() of one text or binary message.
   void publish(std::string_view topic, std::string_view data, MessageKind kind = MessageKind::text);
 
-  // The first loop (the one run() is called on).
-  Loop& loop() noexcept;
+  // Every loop; loop(0) is the one run() is called on. Loop::index() is
+  // the argument that finds it again.
+  Loop& loop(size_t index = 0) noexcept;
   unsigned thread_count() const noexcept;
+  uint32_t node_id() const noexcept;
   // Counters summed over the loops, and the process's RSS. Any thread.
   Stats stats() const;
   // Open connections over all loops (a snapshot; any thread).
   size_t connection_count() const noexcept;
 
- private:
   struct Impl;
+
+ private:
   std::unique_ptr<Impl> impl_;
 };
 
-// "trace", "debug", "info", "warn", "error", "off". False for an unknown name.
-bool set_log_level(std::string_view level);
+// The number of CPUs this process may run on: its affinity mask
+// (sched_getaffinity), capped by the cgroup's CPU quota when one is set
+// (cgroup v2 cpu.max, or v1 cpu.cfs_quota_us / cpu.cfs_period_us),
+// rounded up. At least 1. What ServerOptions::threads = 0 uses.
+unsigned usable_cpu_count() noexcept;
 
 }  // namespace windlass

@@ -85,12 +85,13 @@ class Loop {
   bool in_loop_thread() const noexcept {
     return std::this_thread::get_id() == thread_id_.load(std::memory_order_acquire);
   }
+  // The loop whose run() is on the calling thread's stack, or null.
+  static Loop* current() noexcept;
 
-  // One shared receive buffer per loop (uWebSockets' idea): every socket
-  // reads into it, so an idle connection holds no receive buffer at all.
-  static constexpr size_t kReadBufferSize = 512 * 1024;
-  static constexpr size_t kReadBufferPadding = 32;
-  uint8_t* read_buffer() noexcept { return read_buffer_.get(); }
+  // This loop's place among its App's loops (App::loop(index)); 0 for a
+  // Loop of its own.
+  size_t index() const noexcept { return index_; }
+  void set_index(size_t index) noexcept { index_ = index; }
 
   // Milliseconds the last turn started later than its earliest timer was due.
   int64_t lag_ms() const noexcept { return lag_ms_.load(std::memory_order_relaxed); }
@@ -128,7 +129,7 @@ class Loop {
 
   std::unique_ptr<Wakeup> wakeup_;
   std::unique_ptr<Signals> signals_;
-  std::unique_ptr<uint8_t[]> read_buffer_;
+  size_t index_ = 0;
 };
 
 }  // namespace windlass

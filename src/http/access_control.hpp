@@ -1,8 +1,8 @@
 // Access control for incoming requests: IP addresses and CIDR networks,
 // the real client address behind trusted proxies, the Origin allow-list,
-// and per-address connection counts. These are Ratchet's OriginCheck and
-// IpBlackList decorators, as small pure functions the HttpSession calls
-// before it answers a request or hands a socket to the WsServer.
+// and per-address connection counts: the pure core under the decorators of
+// include/windlass/decorators.hpp (Ratchet's OriginCheck and IpBlackList)
+// and the HTTP layer's client-address resolution.
 //
 // Pure: no I/O, no clock, no logger, no globals. Addresses arrive as text
 // from the server ("1.2.3.4", "::1"; IPv4-mapped IPv6 already shown as
@@ -10,9 +10,8 @@
 // is immutable once compiled and safe to share between loops;
 // ConnectionLimiter is thread-safe.
 //
-// This file needs no header outside src/ (AccessOptions is only declared),
-// so fuzz/cidr_fuzz.cpp can compile access_control.cpp against the pure
-// core's include path alone.
+// This file needs no header outside src/, so fuzz/cidr_fuzz.cpp can
+// compile access_control.cpp against the pure core's include path alone.
 #pragma once
 
 #include <array>
@@ -27,10 +26,6 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-namespace windlass {
-struct AccessOptions;  // include/windlass/access.hpp
-}
 
 namespace windlass::detail {
 
@@ -290,43 +285,5 @@ enum class AccessError : uint8_t {
 int http_status_for(AccessError e) noexcept;
 const char* describe(AccessError e) noexcept;
 AccessError access_error_for(OriginVerdict v) noexcept;
-
-// AccessOptions, compiled. Built once when the server starts and shared
-// by every loop (const, except the limiter, which locks).
-class AccessPolicy {
- public:
-  // On the first bad entry returns nullopt and sets `error`, e.g.
-  //   access.trusted_proxies[1] "10.0.0.1/8": host bits set: ...
-  static std::optional<AccessPolicy> compile(const AccessOptions& options, std::string& error);
-
-  // False when every check is off: the caller can skip this class entirely.
-  bool active() const noexcept;
-  bool checks_origin() const noexcept { return origins_.enabled(); }
-  bool limits_connections() const noexcept { return limiter_ && limiter_->max_per_ip() > 0; }
-
-  // The client address (see resolve_client_ip). `peer` is the server's text
-  // for the TCP peer; nullopt if it is not an address ("unknown" for a
-  // non-IP socket): then no address rule applies.
-  std::optional<ClientIp> client_ip(std::string_view peer, std::string_view x_forwarded_for,
-                                    std::string_view x_real_ip) const noexcept;
-
-  // Every request: the blocklist.
-  AccessError check_address(const IpAddress& client) const noexcept;
-  // WebSocket handshakes: the Origin allow-list.
-  AccessError check_origin(std::optional<std::string_view> origin) const noexcept;
-  // WebSocket handshakes, last (after every check that can refuse): counts
-  // the connection. `slot` holds the count until the connection ends.
-  AccessError acquire_connection(const IpAddress& client, ConnectionSlot& slot) const;
-
-  const IpSet& blocklist() const noexcept { return blocklist_; }
-  const IpSet& trusted_proxies() const noexcept { return trusted_; }
-
- private:
-  IpSet blocklist_;
-  IpSet trusted_;
-  OriginPolicy origins_;
-  // Behind a pointer so the policy can move while slots point at the limiter.
-  std::unique_ptr<ConnectionLimiter> limiter_;
-};
 
 }  // namespace windlass::detail

@@ -1,9 +1,13 @@
-// HttpServer: reads the request head of each new connection, routes it by
-// path, and either answers it as plain HTTP or hands it to the WsServer
-// (Ratchet's HttpServer + Router).
+// HttpServer: reads the request head of each new connection, passes it
+// through the request filters, routes it by path, and either answers it as
+// plain HTTP (at once or asynchronously) or hands it to the WebSocket
+// endpoint of its route (Ratchet's HttpServer + Router). It knows the
+// WebSocket layer only through UpgradeTarget.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <iterator>
 #include <memory>
@@ -12,45 +16,45 @@
 #include <vector>
 
 #include "http/access_control.hpp"
+#include "http/router.hpp"
+#include "http/upgrade_target.hpp"
 #include "io/io_server.hpp"
+#include "io/slab.hpp"
 #include "metrics/counter.hpp"
-#include "windlass/stats.hpp"
+#include "proto/http1_parser.hpp"
 #include "windlass/http.hpp"
-#include "ws/ws_server.hpp"
+#include "windlass/stats.hpp"
 
 namespace windlass::detail {
 
 struct HttpOptions {
   const std::function<void(const AccessEvent&)>* on_access = nullptr;  // App's, may be empty
-  const AccessPolicy* access = nullptr;  // null when no access rule is configured
+  const IpSet* trusted_proxies = nullptr;  // null when none is configured
   size_t max_head_size = 8192;
   size_t max_headers = 64;
   size_t max_body_size = 1u << 20;
   size_t max_connections = 10000;
   std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds async_response_timeout{10'000};
 };
 
-// Exact paths first, then the longest matching "prefix/*" pattern.
-class Router {
- public:
-  void add_ws(std::string path, std::unique_ptr<WsRoute> route);
-  void add_http(std::string path, HttpHandler handler);
+struct HttpRoute {
+  HttpHandler handler;             // one of the two is set
+  AsyncHttpHandler async_handler;
+};
 
-  WsRoute* find_ws(std::string_view path) const;
-  const HttpHandler* find_http(std::string_view path) const;
-
- private:
-  struct HttpEntry {
-    std::string path;  // without the trailing "*" for prefixes
-    bool prefix;
-    HttpHandler handler;
-  };
-  std::vector<std::pair<std::string, std::unique_ptr<WsRoute>>> ws_;
-  std::vector<HttpEntry> http_;
+// What every loop's HttpServer routes by: filled before the loops start,
+// read-only afterwards (so shared without a lock). A WebSocket route is an
+// index into each loop's own endpoints (HttpServer::set_ws_endpoints).
+struct Routes {
+  RouteTable<size_t> ws;
+  RouteTable<HttpRoute> http;
+  std::vector<std::shared_ptr<RequestFilter>> filters;
 };
 
 // The statuses the server itself answers with, one counter each.
-inline constexpr int kRefusalStatuses[] = {400, 403, 404, 405, 408, 413, 426, 429, 431, 500, 501, 503, 505};
+inline constexpr int kRefusalStatuses[] = {400, 401, 403, 404, 405, 408, 413, 426, 429,
+                                           431, 500, 501, 503, 504, 505};
 inline constexpr size_t kRefusalSlots = std::size(kRefusalStatuses) + 1;  // + "other"
 size_t refusal_slot(int status) noexcept;
 
@@ -59,23 +63,42 @@ struct HttpCounters {
   Counter refused[kRefusalSlots];
 };
 
+class HttpSession;
+
 class HttpServer {
  public:
-  HttpServer(HttpOptions options, Router& router, WsServer& ws)
-      : options_(options), router_(router), ws_(ws) {}
+  HttpServer(HttpOptions options, const Routes& routes, Loop& loop);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
 
-  std::shared_ptr<SocketHandler> make_session(Socket& socket);
+  // This loop's WebSocket endpoints, indexed as Routes::ws's values.
+  void set_ws_endpoints(std::vector<UpgradeTarget*> endpoints) { endpoints_ = std::move(endpoints); }
+
+  // The IoServer's handler factory.
+  SocketHandler* make_session(Socket& socket);
 
   const HttpOptions& options() const noexcept { return options_; }
-  Router& router() noexcept { return router_; }
-  WsServer& ws() noexcept { return ws_; }
+  const Routes& routes() const noexcept { return routes_; }
+  UpgradeTarget* endpoint(size_t index) const noexcept { return endpoints_[index]; }
   HttpCounters& counters() noexcept { return counters_; }
+  // The loop's scratch request head: parsed into and used within one call.
+  proto::HttpRequestHead& head_scratch() noexcept { return head_; }
+  Loop& loop() const noexcept { return loop_; }
+  // Frees `session` at the end of this loop turn.
+  void retire(HttpSession* session);
 
  private:
+  void free_retired();
+
   HttpOptions options_;
-  Router& router_;
-  WsServer& ws_;
+  const Routes& routes_;
+  Loop& loop_;
+  std::vector<UpgradeTarget*> endpoints_;
   HttpCounters counters_;
+  proto::HttpRequestHead head_;
+  Slab sessions_;
+  std::vector<HttpSession*> retired_;
 };
 
 // Calls the App's access-log hook, if any.
@@ -83,9 +106,11 @@ inline void emit_access(const std::function<void(const AccessEvent&)>* hook, con
   if (hook != nullptr && *hook) (*hook)(e);
 }
 
-// Writes a complete error response (text/plain body: the reason) and
-// closes the connection after it is flushed.
-void write_error_response(Socket& socket, int status, std::string_view reason,
-                          std::string_view extra_headers = {});
+// A complete response head: status line, Date, `extra_headers` (each
+// ending in CRLF), Content-Length, and Connection: close when `close`.
+std::string response_head(int status, size_t content_length, bool close, std::string_view extra_headers);
+
+// The answer for a plain-text peer on a TLS port (ListenerOptions).
+std::string tls_port_plain_text_answer();
 
 }  // namespace windlass::detail

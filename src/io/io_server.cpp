@@ -1,5 +1,6 @@
 #include "io/io_server.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -8,61 +9,123 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 #include "log.hpp"
 
 namespace windlass::detail {
 
-// A connection's transport state; see the WsConnection size check too.
+// What a connection's transport costs: the idle-connection figure in
+// bench/RESULTS.md is this plus the WebSocket layer's slot. Checked where
+// the layout is known (libstdc++ on x86-64).
 #if defined(__GLIBCXX__) && defined(__x86_64__)
-static_assert(sizeof(Socket) <= 216, "Socket grew: update bench/RESULTS.md's memory table");
+static_assert(sizeof(Socket) <= 88, "Socket grew: update bench/RESULTS.md's memory table");
 #endif
+
+// ---------------------------------------------------------------- PeerAddress
+
+PeerAddress PeerAddress::from(const sockaddr_storage& addr) noexcept {
+  PeerAddress p;
+  if (addr.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
+    p.ip[10] = 0xff;
+    p.ip[11] = 0xff;
+    std::memcpy(&p.ip[12], &in->sin_addr, 4);
+    p.port = ntohs(in->sin_port);
+  } else if (addr.ss_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
+    std::memcpy(p.ip.data(), &in6->sin6_addr, 16);
+    p.port = ntohs(in6->sin6_port);
+  }
+  return p;
+}
+
+size_t PeerAddress::format(char* buf) const noexcept {
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (!known()) {
+    std::memcpy(buf, "unknown", 8);
+    return 7;
+  }
+  const char* r = std::memcmp(ip.data(), kMapped, 12) == 0
+                      ? ::inet_ntop(AF_INET, &ip[12], buf, static_cast<socklen_t>(kTextSize))
+                      : ::inet_ntop(AF_INET6, ip.data(), buf, static_cast<socklen_t>(kTextSize));
+  return r == nullptr ? 0 : std::strlen(buf);
+}
+
+std::string PeerAddress::to_string() const {
+  char buf[kTextSize];
+  return std::string(buf, format(buf));
+}
 
 // ---------------------------------------------------------------- Socket
 
-Socket::Socket(IoServer& server, int fd, std::string remote_address, uint16_t remote_port)
-    : server_(server), fd_(fd), remote_address_(std::move(remote_address)), remote_port_(remote_port) {}
+Socket::Socket(IoServer& server, int fd, const PeerAddress& peer) : server_(&server), fd_(fd), peer_(peer) {}
 
 Socket::~Socket() {
   if (fd_ >= 0) ::close(fd_);
 }
 
 Loop& Socket::loop() const noexcept {
-  return server_.loop_;
+  return server_->loop_;
 }
 
-void Socket::set_handler(std::shared_ptr<SocketHandler> handler) {
-  retired_handler_ = std::move(handler_);
-  handler_ = std::move(handler);
+LoopResources& Socket::resources() const noexcept {
+  return server_->res_;
 }
 
 // Replies bigger than this bypass the cork (see Socket::uncork): one copy
 // into the queue instead of two.
 constexpr size_t kCorkLimit = 64 * 1024;
 
-size_t Socket::queued_amount() const noexcept {
-  return out_.size() + (tls_ ? tls_->wire.size() : 0);
-}
-
 size_t Socket::buffered_amount() const noexcept {
-  return queued_amount() + (corked() ? server_.cork_.size() : 0);
+  return queued_amount() + (corked() ? server_->res_.cork.size() : 0);
 }
 
 bool Socket::would_exceed(size_t n) const noexcept {
-  return buffered_amount() + n > server_.options_.max_send_queue;
+  return buffered_amount() + n > server_->options_.max_send_queue;
+}
+
+void Socket::set_buffered_mirror(std::atomic<uint32_t>* mirror) noexcept {
+  mirror_ = mirror;
+  if (mirror_ != nullptr) mirror_->store(0, std::memory_order_release);
 }
 
 void Socket::queued(size_t n) noexcept {
-  server_.queued_bytes_.add(n);
+  queued_ += n;
+  server_->queued_bytes_.add(n);
+  if (mirror_ != nullptr) {
+    mirror_->store(static_cast<uint32_t>(std::min<size_t>(queued_, std::numeric_limits<uint32_t>::max())),
+                   std::memory_order_release);
+  }
+}
+
+void Socket::unqueued(size_t n) noexcept {
+  queued_ -= n;
+  server_->queued_bytes_.sub(n);
+  if (mirror_ != nullptr) {
+    mirror_->store(static_cast<uint32_t>(std::min<size_t>(queued_, std::numeric_limits<uint32_t>::max())),
+                   std::memory_order_release);
+  }
+}
+
+OutQueue& Socket::queue() {
+  if (!out_) out_ = server_->res_.take_queue();
+  return *out_;
+}
+
+void Socket::notify_drained_below(size_t below) noexcept {
+  drain_below_ = static_cast<uint32_t>(std::min<size_t>(below, std::numeric_limits<uint32_t>::max()));
+  if (drain_below_ == 0) drain_below_ = 1;
+  mark_dirty();  // flush() decides, after this turn's bytes have had their chance to leave
 }
 
 bool Socket::write(const void* data, size_t n) {
   if (fd_ < 0 || close_requested_ || would_exceed(n)) return false;
   if (cork_takes(n)) {
-    server_.cork_.append(static_cast<const char*>(data), n);
+    server_->res_.cork.append(static_cast<const char*>(data), n);
     return true;
   }
-  out_.append(server_.pool_, data, n);
+  queue().append(server_->res_.pool, data, n);
   queued(n);
   mark_dirty();
   return true;
@@ -71,21 +134,22 @@ bool Socket::write(const void* data, size_t n) {
 bool Socket::write2(const void* a, size_t an, const void* b, size_t bn) {
   if (fd_ < 0 || close_requested_ || would_exceed(an + bn)) return false;
   if (cork_takes(an + bn)) {
-    server_.cork_.append(static_cast<const char*>(a), an);
-    server_.cork_.append(static_cast<const char*>(b), bn);
+    std::string& cork = server_->res_.cork;
+    cork.append(static_cast<const char*>(a), an);
+    cork.append(static_cast<const char*>(b), bn);
     return true;
   }
-  out_.append(server_.pool_, a, an, b, bn);
+  queue().append(server_->res_.pool, a, an, b, bn);
   queued(an + bn);
   mark_dirty();
   return true;
 }
 
-bool Socket::write_shared(const void* header, size_t header_len, std::shared_ptr<const std::string> payload) {
-  if (fd_ < 0 || close_requested_ || would_exceed(header_len + payload->size())) return false;
+bool Socket::write_shared(std::shared_ptr<const std::string> payload) {
+  if (fd_ < 0 || close_requested_ || would_exceed(payload->size())) return false;
   spill_cork();  // a shared payload goes in the queue, behind what is corked
-  queued(header_len + payload->size());
-  out_.append_shared(server_.pool_, header, header_len, std::move(payload));
+  queued(payload->size());
+  queue().append_shared(server_->res_.pool, nullptr, 0, std::move(payload));
   mark_dirty();
   return true;
 }
@@ -98,22 +162,22 @@ bool Socket::write_shared(const void* header, size_t header_len, std::shared_ptr
 // one system call and no buffer of its own; sends to other sockets (a
 // broadcast) still queue and leave at the end of the turn, coalesced.
 bool Socket::corked() const noexcept {
-  return server_.corked_ == this;
+  return server_->res_.corked == this;
 }
 
 bool Socket::cork_takes(size_t n) {
   if (!corked()) return false;
-  if (server_.cork_.size() + n <= kCorkLimit) return true;
+  if (server_->res_.cork.size() + n <= kCorkLimit) return true;
   spill_cork();  // a large reply goes to the queue once, not through the cork too
   return false;
 }
 
 void Socket::spill_cork() {
   if (!corked()) return;
-  server_.corked_ = nullptr;
-  std::string& cork = server_.cork_;
+  server_->res_.corked = nullptr;
+  std::string& cork = server_->res_.cork;
   if (!cork.empty()) {
-    out_.append(server_.pool_, cork.data(), cork.size());
+    queue().append(server_->res_.pool, cork.data(), cork.size());
     queued(cork.size());
     mark_dirty();
     cork.clear();
@@ -121,8 +185,8 @@ void Socket::spill_cork() {
 }
 
 void Socket::uncork() {
-  server_.corked_ = nullptr;
-  std::string& cork = server_.cork_;
+  server_->res_.corked = nullptr;
+  std::string& cork = server_->res_.cork;
   if (cork.empty()) return;
   if (fd_ < 0) {  // aborted while corked: nothing to say to anyone
     cork.clear();
@@ -139,7 +203,7 @@ void Socket::uncork() {
   }
   if (done < cork.size()) {
     // The kernel's buffer is full: the rest waits in the queue for EPOLLOUT.
-    out_.append(server_.pool_, cork.data() + done, cork.size() - done);
+    queue().append(server_->res_.pool, cork.data() + done, cork.size() - done);
     queued(cork.size() - done);
     mark_dirty();
   }
@@ -151,12 +215,13 @@ void Socket::uncork() {
 void Socket::mark_dirty() {
   if (!dirty_) {
     dirty_ = true;
-    server_.dirty_.push_back(this);
+    server_->dirty_.push_back(this);
   }
 }
 
 void Socket::update_interest() {
-  bool want = !wire().empty();
+  const OutQueue* w = wire();
+  bool want = w != nullptr && !w->empty();
   if (want != want_write_ && fd_ >= 0) {
     want_write_ = want;
     loop().modify_fd(fd_, EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0u), this);
@@ -166,17 +231,18 @@ void Socket::update_interest() {
 // TLS: this turn's plaintext becomes records, so the many small frames of a
 // turn share records the way they share one writev.
 void Socket::encrypt_queued() {
-  if (!out_.empty() && tls_->session.handshake_done()) {
-    std::string cipher = server_.pool_.take();
-    size_t plain = out_.size();
-    out_.drain(server_.pool_, [&](const char* d, size_t n) {
+  LoopResources& res = server_->res_;
+  if (out_ && !out_->empty() && tls_->session.handshake_done()) {
+    std::string cipher = res.pool.take();
+    const size_t plain = out_->size();
+    out_->drain(res.pool, [&](const char* d, size_t n) {
       tls_->session.encrypt(reinterpret_cast<const uint8_t*>(d), n, cipher);
     });
-    server_.queued_bytes_.sub(plain);
+    unqueued(plain);
     queued(cipher.size());
     tls_->wire.append_owned(std::move(cipher));
   }
-  if (close_requested_ && out_.empty() && !tls_->close_sent) {
+  if (close_requested_ && (!out_ || out_->empty()) && !tls_->close_sent) {
     tls_->close_sent = true;  // RFC 8446 §6.1: say we are done before the TCP FIN
     std::string alert;
     tls_->session.close_notify(alert);
@@ -185,29 +251,37 @@ void Socket::encrypt_queued() {
   }
 }
 
+void Socket::release_queues() {
+  if (out_ && out_->empty()) {
+    out_->clear(server_->res_.pool);
+    server_->res_.give_queue(std::move(out_));
+  }
+}
+
 void Socket::flush() {
   if (fd_ < 0) return;
   if (tls_) encrypt_queued();
-  OutQueue& q = wire();
-  bool had_data = !q.empty();
-  while (!q.empty()) {
-    ssize_t n = q.write_to(fd_, server_.pool_);
-    if (n < 0) {
-      abort(static_cast<int>(-n));
-      return;
+  if (OutQueue* q = wire()) {
+    while (!q->empty()) {
+      ssize_t n = q->write_to(fd_, server_->res_.pool);
+      if (n < 0) {
+        abort(static_cast<int>(-n));
+        return;
+      }
+      if (n == 0) break;  // the kernel's buffer is full: wait for EPOLLOUT
+      unqueued(static_cast<size_t>(n));
     }
-    if (n == 0) break;  // the kernel's buffer is full: wait for EPOLLOUT
-    server_.queued_bytes_.sub(static_cast<size_t>(n));
   }
-  if (q.empty() && out_.empty()) {
-    if (close_requested_ && !lingering_) {
-      // Everything we had to say is out: half-close and drain (see close_after_flush).
-      ::shutdown(fd_, SHUT_WR);
-      lingering_ = true;
-    } else if (had_data && handler_) {
-      handler_->on_drained(*this);
-      if (fd_ < 0) return;
-    }
+  const bool empty = queued_ == 0;
+  if (empty) release_queues();
+  if (empty && close_requested_ && !lingering_) {
+    // Everything we had to say is out: half-close and drain (see close_after_flush).
+    ::shutdown(fd_, SHUT_WR);
+    lingering_ = true;
+  } else if (drain_below_ != 0 && queued_ < drain_below_ && !close_requested_ && handler_ != nullptr) {
+    drain_below_ = 0;
+    handler_->on_drained(*this);
+    if (fd_ < 0) return;
   }
   update_interest();
 }
@@ -218,7 +292,8 @@ void Socket::close_after_flush() {
   // The deadline runs from now, not from when the queue drains: a peer that
   // never reads would otherwise hold a closing socket, and its queue, for as
   // long as it liked (no other deadline covers a closing socket).
-  linger_deadline_ = loop().now() + server_.options_.linger_timeout;
+  linger_deadline_ms_ =
+      server_->clock_ms() + static_cast<uint32_t>(server_->options_.linger_timeout.count());
   mark_dirty();  // flush() at the end of the turn half-closes once the queue is empty
 }
 
@@ -231,16 +306,23 @@ void Socket::finish_close(int error) {
   loop().remove_fd(fd_);
   ::close(fd_);
   fd_ = -1;
-  server_.queued_bytes_.sub(queued_amount());  // the cork was never counted
-  out_.clear(server_.pool_);
-  if (tls_) tls_->wire.clear(server_.pool_);
+  if (corked()) server_->res_.corked = nullptr;
+  unqueued(queued_);  // the cork was never counted
+  if (out_) {
+    out_->clear(server_->res_.pool);
+    server_->res_.give_queue(std::move(out_));
+  }
+  if (tls_) tls_->wire.clear(server_->res_.pool);
   tls_.reset();
-  server_.unlink(this);
-  // The handler may drop its last reference to us; we are freed only
-  // after this loop turn, by the server's graveyard.
-  auto handler = std::move(handler_);
-  if (handler) handler->on_transport_closed(*this, error);
-  server_.retire(this);
+  mirror_ = nullptr;
+  server_->count_.store(server_->count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  server_->options_.process_connections->fetch_sub(1, std::memory_order_relaxed);
+  // The handler may free itself once told; we are freed only after this
+  // loop turn, by the server's graveyard.
+  SocketHandler* handler = handler_;
+  handler_ = nullptr;
+  if (handler != nullptr) handler->on_transport_closed(*this, error);
+  server_->retire(this);
 }
 
 void Socket::on_io(uint32_t events) {
@@ -252,19 +334,18 @@ void Socket::on_io(uint32_t events) {
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
     // One read per readiness event: level-triggered epoll brings us back
     // if more is waiting, so one busy peer cannot hold the loop.
-    uint8_t* buf = loop().read_buffer();
-    ssize_t n = ::read(fd_, buf, Loop::kReadBufferSize);
+    uint8_t* buf = server_->res_.read_buffer.get();
+    ssize_t n = ::read(fd_, buf, LoopResources::kReadBufferSize);
     if (n > 0) {
       if (lingering_) return;  // draining before close: input is discarded
       if (tls_) {
         on_tls_data(buf, static_cast<size_t>(n));
       } else {
-        const bool cork = out_.empty() && !close_requested_;  // else replies queue behind what waits
-        if (cork) server_.corked_ = this;
+        const bool cork = queued_ == 0 && !close_requested_;  // else replies queue behind what waits
+        if (cork) server_->res_.corked = this;
         handler_->on_data(*this, buf, static_cast<size_t>(n));
         if (cork) uncork();
       }
-      retired_handler_.reset();
     } else if (n == 0) {
       finish_close(0);
     } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -276,7 +357,7 @@ void Socket::on_io(uint32_t events) {
 // Decrypts, sends what the handshake wants sent, and hands the plaintext
 // to the handler. Returns false if the connection is failing.
 bool Socket::on_tls_data(uint8_t* data, size_t len) {
-  std::string& plain = server_.tls_plain_;
+  std::string& plain = server_->res_.tls_plain;
   plain.clear();
   tls::Result r = tls_->session.feed_ciphertext(data, len, plain);
   std::string pending;
@@ -287,23 +368,23 @@ bool Socket::on_tls_data(uint8_t* data, size_t len) {
     mark_dirty();
   }
   if (r == tls::Result::error) {
-    log_info("tls: {}:{}: {} ({})", remote_address_, remote_port_, tls::describe(tls_->session.error()),
+    char peer[PeerAddress::kTextSize];
+    peer_.format(peer);
+    log_info("tls: {}:{}: {} ({})", peer, peer_.port, tls::describe(tls_->session.error()),
              tls_->session.error_detail());
-    if (tls_->session.error() == tls::TlsError::plain_http) {
-      // A browser or curl pointed at https:// on a plain port's twin: say so in
-      // plain text, the only language the peer speaks.
-      static const std::string kAnswer = [] {
-        std::string body = "this port speaks TLS: use https:// or wss://\n";
-        return "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: " +
-               std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-      }();
-      queued(kAnswer.size());
-      tls_->wire.append(server_.pool_, kAnswer.data(), kAnswer.size());
+    if (tls_->session.error() == tls::TlsError::plain_http && !tls_->plain_answer->empty()) {
+      // A browser or curl pointed at https:// on a plain port's twin: the
+      // layer above gave us what to say, in the only language the peer speaks.
+      const std::string& answer = *tls_->plain_answer;
+      queued(answer.size());
+      tls_->wire.append(server_->res_.pool, answer.data(), answer.size());
     }
     close_after_flush();
     return false;
   }
   if (!plain.empty()) {
+    // The padding promise of SocketHandler::on_data holds here too.
+    plain.reserve(plain.size() + LoopResources::kReadBufferPadding);
     handler_->on_data(*this, reinterpret_cast<uint8_t*>(plain.data()), plain.size());
     if (fd_ < 0) return false;
   }
@@ -317,16 +398,25 @@ struct IoServer::Listener final : IoHandler {
   IoServer& server;
   int fd;
   std::shared_ptr<tls::TlsContext> tls;
-  Listener(IoServer& s, int f, std::shared_ptr<tls::TlsContext> t) : server(s), fd(f), tls(std::move(t)) {}
+  std::shared_ptr<const std::string> plain_answer;
+  Listener(IoServer& s, int f, std::shared_ptr<tls::TlsContext> t, std::string answer)
+      : server(s), fd(f), tls(std::move(t)), plain_answer(std::make_shared<const std::string>(std::move(answer))) {}
   ~Listener() {
     server.loop_.remove_fd(fd);
     ::close(fd);
   }
-  void on_io(uint32_t) override { server.accept_from(fd, tls.get()); }
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+  void on_io(uint32_t) override { server.accept_from(fd, *this); }
 };
 
-IoServer::IoServer(Loop& loop, IoOptions options, HandlerFactory factory)
-    : loop_(loop), options_(options), factory_(std::move(factory)) {
+IoServer::IoServer(Loop& loop, LoopResources& resources, IoOptions options, HandlerFactory factory)
+    : loop_(loop),
+      res_(resources),
+      options_(options),
+      factory_(std::move(factory)),
+      epoch_(Loop::Clock::now()),
+      sockets_(sizeof(Socket), alignof(Socket), 256) {
   if (options_.process_connections == nullptr) options_.process_connections = &own_process_count_;
   reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   loop_.add_before_wait([this] { flush_dirty(); });
@@ -342,9 +432,14 @@ IoServer::~IoServer() {
   if (reserve_fd_ >= 0) ::close(reserve_fd_);
 }
 
-uint16_t IoServer::listen(const ListenOptions& options) {
+uint32_t IoServer::clock_ms() const noexcept {
+  return static_cast<uint32_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(loop_.now() - epoch_).count());
+}
+
+uint16_t IoServer::listen(const ListenerOptions& options) {
   int fd = open_listener(options);
-  auto l = std::make_unique<Listener>(*this, fd, options.tls);
+  auto l = std::make_unique<Listener>(*this, fd, options.tls, options.plain_text_answer);
   loop_.add_fd(fd, EPOLLIN, l.get());
   listeners_.push_back(std::move(l));
   return local_port(fd);
@@ -354,7 +449,7 @@ void IoServer::stop_accepting() {
   listeners_.clear();
 }
 
-void IoServer::accept_from(int listen_fd, tls::TlsContext* tls) {
+void IoServer::accept_from(int listen_fd, Listener& listener) {
   // Bounded per wake-up so a connection storm cannot starve open sockets.
   for (int i = 0; i < 64; ++i) {
     sockaddr_storage addr{};
@@ -377,37 +472,24 @@ void IoServer::accept_from(int listen_fd, tls::TlsContext* tls) {
       }
       return;
     }
-    uint16_t port = 0;
-    std::string remote = address_string(addr, &port);
+    const PeerAddress peer = PeerAddress::from(addr);
     // A margin above max_connections is still accepted so the HTTP layer can
     // answer 503; past it, the connection is closed at once.
     if (process_connection_count() >= options_.max_connections + 64) {
-      log_warn("io: refusing {}:{}: {} connections open", remote, port, connection_count());
+      log_warn("io: refusing {}:{}: {} connections open", peer.to_string(), peer.port, connection_count());
       ::close(fd);
       continue;
     }
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    auto* s = new Socket(*this, fd, std::move(remote), port);
-    if (tls != nullptr) s->tls_ = std::make_unique<Socket::Tls>(*tls);
-    s->next_ = head_;
-    if (head_) head_->prev_ = s;
-    head_ = s;
+    auto* s = new (sockets_.allocate()) Socket(*this, fd, peer);
+    if (listener.tls != nullptr) s->tls_ = std::make_unique<Socket::Tls>(*listener.tls, listener.plain_answer);
     count_.store(count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     options_.process_connections->fetch_add(1, std::memory_order_relaxed);
     accepted_total_.add();
     loop_.add_fd(fd, EPOLLIN | EPOLLRDHUP, s);
     s->handler_ = factory_(*s);
   }
-}
-
-void IoServer::unlink(Socket* s) {
-  if (s->prev_) s->prev_->next_ = s->next_;
-  if (s->next_) s->next_->prev_ = s->prev_;
-  if (head_ == s) head_ = s->next_;
-  s->prev_ = s->next_ = nullptr;
-  count_.store(count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-  options_.process_connections->fetch_sub(1, std::memory_order_relaxed);
 }
 
 void IoServer::retire(Socket* s) {
@@ -422,33 +504,39 @@ void IoServer::flush_dirty() {
     s->flush();
   }
   dirty_.clear();
-  for (Socket* s : graveyard_) delete s;
+  for (Socket* s : graveyard_) {
+    s->~Socket();
+    sockets_.free(s);
+  }
   graveyard_.clear();
 }
 
 void IoServer::sweep() {
-  auto now = loop_.now();
-  for (Socket* s = head_; s != nullptr;) {
-    Socket* next = s->next_;  // s may close during its sweep
+  const uint32_t now_ms = clock_ms();
+  const auto now = loop_.now();
+  sockets_.for_each_live([&](void* p) {
+    auto* s = static_cast<Socket*>(p);
+    if (s->fd_ < 0) return;  // closed this turn, waiting in the graveyard
     if (s->close_requested_) {
-      if (now >= s->linger_deadline_) s->abort(0);
-    } else if (s->handler_) {
+      if (static_cast<int32_t>(now_ms - s->linger_deadline_ms_) >= 0) s->abort(0);
+    } else if (s->handler_ != nullptr) {
       s->handler_->on_sweep(*s, now);
     }
-    s = next;
-  }
+  });
 }
 
 void IoServer::shutdown_all() {
-  for (Socket* s = head_; s != nullptr;) {
-    Socket* next = s->next_;
-    if (s->handler_ && !s->close_requested_) s->handler_->on_shutdown(*s);
-    s = next;
-  }
+  sockets_.for_each_live([&](void* p) {
+    auto* s = static_cast<Socket*>(p);
+    if (s->fd_ >= 0 && s->handler_ != nullptr && !s->close_requested_) s->handler_->on_shutdown(*s);
+  });
 }
 
 void IoServer::abort_all() {
-  while (head_ != nullptr) head_->abort(ECANCELED);
+  sockets_.for_each_live([&](void* p) {
+    auto* s = static_cast<Socket*>(p);
+    if (s->fd_ >= 0) s->abort(ECANCELED);
+  });
 }
 
 }  // namespace windlass::detail

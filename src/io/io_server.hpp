@@ -1,9 +1,11 @@
 // IoServer: listening sockets, accept, and the TCP connection (Socket)
 // with its write queue, backpressure and lingering close. The layer of
 // Ratchet's IoServer; it knows nothing of HTTP or WebSocket: a Socket hands
-// the bytes it reads to its SocketHandler (HttpSession, then WsConnection).
+// the bytes it reads to its SocketHandler (an HTTP session, then a
+// WebSocket connection), and writes the bytes it is given.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -13,7 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "io/loop_resources.hpp"
 #include "io/out_queue.hpp"
+#include "io/slab.hpp"
 #include "io/socket_address.hpp"
 #include "metrics/counter.hpp"
 #include "tls/tls_session.hpp"
@@ -24,14 +28,17 @@ namespace windlass::detail {
 class Socket;
 class IoServer;
 
-// The protocol on top of a Socket. Called on the loop thread.
+// The protocol on top of a Socket. Called on the loop thread. A handler is
+// not owned by its Socket: whoever made it frees it, after
+// on_transport_closed (and not while one of its callbacks is running).
 class SocketHandler {
  public:
-  virtual ~SocketHandler() = default;
-  // Bytes arrived; `data` is writable (the loop's receive buffer) and valid
-  // only during the call; whatever the handler needs later it copies.
+  // Bytes arrived; `data` is writable (the loop's receive buffer, with
+  // LoopResources::kReadBufferPadding readable bytes past the end) and
+  // valid only during the call; whatever the handler needs later it copies.
   virtual void on_data(Socket& s, uint8_t* data, size_t len) = 0;
-  // The write queue went empty after having data.
+  // The write queue fell under the level asked for with
+  // Socket::notify_drained_below().
   virtual void on_drained(Socket& s) { (void)s; }
   // The TCP connection is gone (EOF, error, or the Socket was aborted);
   // `error` is 0 for EOF or an errno value. The Socket is unusable after.
@@ -44,6 +51,9 @@ class SocketHandler {
   }
   // The server is shutting down: close politely.
   virtual void on_shutdown(Socket& s) = 0;
+
+ protected:
+  ~SocketHandler() = default;
 };
 
 struct IoOptions {
@@ -56,17 +66,44 @@ struct IoOptions {
   std::atomic<size_t>* process_connections = nullptr;
 };
 
+// The TCP peer, kept in 18 bytes instead of as text: IPv4 as IPv4-mapped
+// IPv6 (::ffff:a.b.c.d), network byte order.
+struct PeerAddress {
+  std::array<uint8_t, 16> ip{};
+  uint16_t port = 0;
+
+  // False for a socket that is not IPv4 or IPv6 (kept as "::" port 0,
+  // which no TCP peer can be).
+  bool known() const noexcept {
+    if (port != 0) return true;
+    for (uint8_t b : ip) {
+      if (b != 0) return true;
+    }
+    return false;
+  }
+
+  // "192.0.2.7" for IPv4 (mapped or not), "2001:db8::1", "unknown".
+  std::string to_string() const;
+  // The same into `buf` (at least kTextSize bytes); returns its length.
+  static constexpr size_t kTextSize = 48;
+  size_t format(char* buf) const noexcept;
+  static PeerAddress from(const sockaddr_storage& addr) noexcept;
+};
+
 class Socket final : public IoHandler {
  public:
-  Socket(IoServer& server, int fd, std::string remote_address, uint16_t remote_port);
+  Socket(IoServer& server, int fd, const PeerAddress& peer);
   ~Socket();
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
 
   // Queues bytes; they leave at the end of this loop turn (or when the
   // socket is writable again). Returns false when closed, or when the queue
   // would pass max_send_queue (the caller decides what a slow consumer gets).
   bool write(const void* data, size_t n);
   bool write2(const void* a, size_t an, const void* b, size_t bn);
-  bool write_shared(const void* header, size_t header_len, std::shared_ptr<const std::string> payload);
+  // Queues a payload shared by many sockets, by reference.
+  bool write_shared(std::shared_ptr<const std::string> payload);
   bool would_exceed(size_t n) const noexcept;
 
   // Flush, then half-close and read until EOF or the linger timeout, then
@@ -77,18 +114,25 @@ class Socket final : public IoHandler {
   // Close now, dropping queued bytes; the handler hears on_transport_closed.
   void abort(int error = 0);
 
-  void set_handler(std::shared_ptr<SocketHandler> handler);
-  SocketHandler* handler() const noexcept { return handler_.get(); }
+  void set_handler(SocketHandler* handler) noexcept { handler_ = handler; }
+  SocketHandler* handler() const noexcept { return handler_; }
 
   bool closed() const noexcept { return fd_ < 0; }
   bool closing() const noexcept { return close_requested_; }
   size_t buffered_amount() const noexcept;  // queued, plus corked while its handler runs
+  // One on_drained() once the queue holds fewer than `below` bytes (at
+  // once if it already does, at the end of this turn's flush).
+  void notify_drained_below(size_t below) noexcept;
+  // Kept equal to the queued bytes (release stores), for readers on other
+  // threads; null: none. Values past 4 GiB read as UINT32_MAX.
+  void set_buffered_mirror(std::atomic<uint32_t>* mirror) noexcept;
+
   // TLS details for logs, or null on a plain connection.
   const tls::TlsSession* tls() const noexcept { return tls_ ? &tls_->session : nullptr; }
-  const std::string& remote_address() const noexcept { return remote_address_; }
-  uint16_t remote_port() const noexcept { return remote_port_; }
-  IoServer& server() const noexcept { return server_; }
+  const PeerAddress& peer() const noexcept { return peer_; }
+  IoServer& server() const noexcept { return *server_; }
   Loop& loop() const noexcept;
+  LoopResources& resources() const noexcept;
   int fd() const noexcept { return fd_; }
 
   void on_io(uint32_t events) override;
@@ -103,49 +147,62 @@ class Socket final : public IoHandler {
   void spill_cork();
   void uncork();
   void flush();
+  OutQueue& queue();  // out_, made when first needed
   void queued(size_t n) noexcept;
-  size_t queued_amount() const noexcept;  // in the queues (what queued_bytes_ counts)
+  void unqueued(size_t n) noexcept;
+  size_t queued_amount() const noexcept { return queued_; }
+  void release_queues();
   bool on_tls_data(uint8_t* data, size_t len);
   void encrypt_queued();
-  OutQueue& wire() noexcept { return tls_ ? tls_->wire : out_; }
+  OutQueue* wire() noexcept { return tls_ ? &tls_->wire : out_.get(); }
   void finish_close(int error);
   void update_interest();
 
-  IoServer& server_;
-  int fd_;
-  OutQueue out_;  // plaintext (on a TLS connection, waiting to be encrypted at flush)
+  IoServer* server_;
+  SocketHandler* handler_ = nullptr;
+  std::unique_ptr<OutQueue> out_;  // plaintext waiting (on TLS, to be encrypted at flush); null when empty
   // What only a TLS connection needs, kept out of line so a plain one
   // does not carry it.
   struct Tls {
-    explicit Tls(const tls::TlsContext& context) : session(context) {}
+    Tls(const tls::TlsContext& context, std::shared_ptr<const std::string> answer)
+        : session(context), plain_answer(std::move(answer)) {}
     tls::TlsSession session;
     OutQueue wire;  // ciphertext waiting for the kernel
+    // What to say to a peer that speaks plain HTTP to this TLS port (set
+    // by the layer above through ListenerOptions; it outlives the listener).
+    std::shared_ptr<const std::string> plain_answer;
     bool close_sent = false;
   };
   std::unique_ptr<Tls> tls_;
-  std::shared_ptr<SocketHandler> handler_;
-  std::shared_ptr<SocketHandler> retired_handler_;  // kept alive until the current dispatch returns
-  std::string remote_address_;
-  uint16_t remote_port_;
-  bool dirty_ = false;       // in the server's flush list
-  bool want_write_ = false;  // EPOLLOUT registered
-  bool close_requested_ = false;
-  bool lingering_ = false;  // write side shut, draining input
-  Loop::Clock::time_point linger_deadline_{};
-  // Intrusive list of the server's live sockets.
-  Socket* prev_ = nullptr;
-  Socket* next_ = nullptr;
+  std::atomic<uint32_t>* mirror_ = nullptr;
+  size_t queued_ = 0;         // bytes in out_ and the TLS wire queue
+  uint32_t drain_below_ = 0;  // on_drained wanted under this many bytes; 0: not wanted
+  int fd_;
+  // Linger deadline, in sweep-clock milliseconds (IoServer::clock_ms()).
+  uint32_t linger_deadline_ms_ = 0;
+  bool dirty_ : 1 = false;       // in the server's flush list
+  bool want_write_ : 1 = false;  // EPOLLOUT registered
+  bool close_requested_ : 1 = false;
+  bool lingering_ : 1 = false;  // write side shut, draining input
+  PeerAddress peer_;
+};
+
+struct ListenerOptions : ListenOptions {
+  // Sent as is to a peer that speaks plain text to a TLS listener (the HTTP
+  // layer's "use https://" answer); empty: nothing.
+  std::string plain_text_answer;
 };
 
 class IoServer {
  public:
-  using HandlerFactory = std::function<std::shared_ptr<SocketHandler>(Socket&)>;
+  // Makes the handler for a new socket (the HTTP layer's session).
+  using HandlerFactory = std::function<SocketHandler*(Socket&)>;
 
-  IoServer(Loop& loop, IoOptions options, HandlerFactory factory);
+  IoServer(Loop& loop, LoopResources& resources, IoOptions options, HandlerFactory factory);
   ~IoServer();
 
   // Starts listening; returns the bound port (useful with port 0).
-  uint16_t listen(const ListenOptions& options);
+  uint16_t listen(const ListenerOptions& options);
   // Closes the listeners (graceful shutdown: open connections stay).
   void stop_accepting();
   // Asks every handler to close politely (on_shutdown).
@@ -155,38 +212,40 @@ class IoServer {
 
   // Any thread may read it (a snapshot); only the loop thread changes it.
   size_t connection_count() const noexcept { return count_.load(std::memory_order_relaxed); }
-  BufferPool& pool() noexcept { return pool_; }
   // Open connections over every IoServer sharing the process counter.
   size_t process_connection_count() const noexcept {
     return options_.process_connections->load(std::memory_order_relaxed);
   }
   const IoOptions& options() const noexcept { return options_; }
   Loop& loop() const noexcept { return loop_; }
+  LoopResources& resources() const noexcept { return res_; }
   uint64_t accepted_total() const noexcept { return accepted_total_.get(); }
   // Bytes queued on all of this loop's sockets and not yet written.
   uint64_t queued_bytes() const noexcept { return queued_bytes_.get(); }
+  // Milliseconds since this server started, on the loop's turn clock: the
+  // 32-bit time that per-connection deadlines are kept in (compare with
+  // wrap-safe differences; deadlines are minutes, not weeks, away).
+  uint32_t clock_ms() const noexcept;
+  // The sizes of what a connection costs here, for tests and RESULTS.md.
+  size_t socket_slots() const noexcept { return sockets_.capacity(); }
 
  private:
   friend class Socket;
   struct Listener;
-  void accept_from(int listen_fd, tls::TlsContext* tls);
+  void accept_from(int listen_fd, Listener& listener);
   void flush_dirty();
   void sweep();
-  void unlink(Socket* s);
   void retire(Socket* s);
 
   Loop& loop_;
+  LoopResources& res_;
   IoOptions options_;
   HandlerFactory factory_;
+  Loop::Clock::time_point epoch_;
   std::vector<std::unique_ptr<Listener>> listeners_;
-  Socket* head_ = nullptr;  // live sockets
+  Slab sockets_;  // live sockets (the sweep walks its bitmap)
   std::atomic<size_t> count_{0};
   std::atomic<size_t> own_process_count_{0};  // used when options_.process_connections is null
-  BufferPool pool_;                           // declared before the sockets' users: outlives them
-  std::string tls_plain_;                     // per-loop scratch for decrypted bytes
-  std::string cork_;                          // what the socket being read sends (Socket::uncork)
-  Socket* corked_ = nullptr;                  // that socket, while its handler runs
-  std::string tls_cipher_;                    // per-loop scratch for encrypted bytes
   Counter accepted_total_;
   Counter queued_bytes_;
   std::vector<Socket*> dirty_;      // sockets with bytes queued this turn

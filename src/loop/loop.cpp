@@ -105,10 +105,13 @@ class Loop::Signals final : public IoHandler {
   std::vector<std::pair<int, std::function<void(int)>>> handlers_;
 };
 
-Loop::Loop()
-    : thread_id_(std::this_thread::get_id()),
-      now_(Clock::now()),
-      read_buffer_(new uint8_t[kReadBufferSize + kReadBufferPadding]) {
+namespace {
+thread_local Loop* t_current = nullptr;
+}  // namespace
+
+Loop* Loop::current() noexcept { return t_current; }
+
+Loop::Loop() : thread_id_(std::this_thread::get_id()), now_(Clock::now()) {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) throw_errno("epoll_create1");
   wakeup_ = std::make_unique<Wakeup>(*this);
@@ -214,6 +217,8 @@ void Loop::run_deferred() {
 
 void Loop::run() {
   thread_id_.store(std::this_thread::get_id(), std::memory_order_release);
+  Loop* outer = t_current;  // a loop run from inside another loop's callback (tests do)
+  t_current = this;
   stopping_ = false;
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
@@ -228,6 +233,7 @@ void Loop::run() {
     run_deferred();
     for (auto& fn : before_wait_) fn();
   }
+  t_current = outer;
 }
 
 }  // namespace windlass

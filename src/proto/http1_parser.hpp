@@ -24,6 +24,8 @@
 #include <string>
 #include <string_view>
 
+#include "windlass/request.hpp"
+
 namespace windlass::proto {
 
 enum class HttpError : uint8_t {
@@ -45,10 +47,10 @@ enum class HttpError : uint8_t {
 int http_status_for(HttpError e) noexcept;
 const char* describe(HttpError e) noexcept;
 
-struct HttpHeader {
-  std::string_view name;   // as sent; compare with iequals()
-  std::string_view value;  // leading and trailing spaces/tabs removed
-};
+// A header line: name as sent (compare with iequals()), value with its
+// leading and trailing spaces and tabs removed. The public type, so a
+// parsed head's headers are the application's Request::headers, uncopied.
+using HttpHeader = ::windlass::HeaderField;
 
 struct HttpRequestHead {
   static constexpr size_t kMaxHeaders = 100;  // hard ceiling for max_headers

@@ -89,7 +89,10 @@ struct DecodeResult {
 
 class FrameDecoder {
  public:
-  explicit FrameDecoder(DecoderOptions options = {}) noexcept : options_(options) {}
+  explicit FrameDecoder(DecoderOptions options = {}) noexcept
+      : max_message_size_(options.max_message_size),
+        require_mask_(options.require_mask),
+        allow_rsv1_(options.allow_rsv1) {}
 
   // Decodes as much of [data, data+len) as it can, unmasking payload bytes
   // in place (so `data` must be writable), and calls the sink. Keeps partial
@@ -105,34 +108,38 @@ class FrameDecoder {
   FrameError error() const noexcept { return error_; }
   // True while a fragmented message is in progress.
   bool in_message() const noexcept { return message_opcode_ != Opcode::continuation; }
-  void set_allow_rsv1(bool allow) noexcept { options_.allow_rsv1 = allow; }
-  const DecoderOptions& options() const noexcept { return options_; }
+  void set_allow_rsv1(bool allow) noexcept { allow_rsv1_ = allow; }
+  DecoderOptions options() const noexcept { return DecoderOptions{max_message_size_, require_mask_, allow_rsv1_}; }
 
  private:
   enum class State : uint8_t { header, payload, control_payload, closed, failed };
 
-  DecoderOptions options_;
-  State state_ = State::header;
-  FrameError error_ = FrameError::none;
-  // Current frame.
-  uint8_t header_[kMaxFrameHeader];
-  uint8_t header_len_ = 0;
-  uint8_t mask_[4] = {0, 0, 0, 0};
-  bool fin_ = false;
-  Opcode opcode_ = Opcode::continuation;
-  uint8_t mask_offset_ = 0;  // payload bytes of the current frame already unmasked, mod 4
-  uint64_t remaining_ = 0;   // payload bytes of the current frame still to come
-  // Current message (data frames).
-  Opcode message_opcode_ = Opcode::continuation;  // continuation = none in progress
-  bool message_compressed_ = false;
-  bool message_started_ = false;  // first chunk already delivered
-  uint64_t message_size_ = 0;
-  Utf8Validator utf8_;
+  // Words first, then bytes, so the whole state packs into 64 bytes: every
+  // open WebSocket carries one (see the size check in ws_connection.cpp).
+  uint64_t max_message_size_;
+  uint64_t remaining_ = 0;     // payload bytes of the current frame still to come
+  uint64_t message_size_ = 0;  // of the current message (data frames)
   // A control frame split across reads, gathered until complete. Held only
   // while that happens (rare: a control frame is at most 125 bytes), so an
   // idle connection does not carry 125 bytes for it.
   std::unique_ptr<uint8_t[]> control_;
+  // Current frame.
+  uint8_t header_[kMaxFrameHeader];
+  uint8_t mask_[4] = {0, 0, 0, 0};
+  uint8_t header_len_ = 0;
+  State state_ = State::header;
+  FrameError error_ = FrameError::none;
+  Opcode opcode_ = Opcode::continuation;
+  uint8_t mask_offset_ = 0;  // payload bytes of the current frame already unmasked, mod 4
+  // Current message (data frames).
+  Opcode message_opcode_ = Opcode::continuation;  // continuation = none in progress
+  Utf8Validator utf8_;
   uint8_t control_len_ = 0;
+  bool fin_ : 1 = false;
+  bool message_compressed_ : 1 = false;
+  bool message_started_ : 1 = false;  // first chunk already delivered
+  bool require_mask_ : 1;
+  bool allow_rsv1_ : 1;
 };
 
 }  // namespace windlass::proto

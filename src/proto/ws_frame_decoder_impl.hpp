@@ -23,8 +23,8 @@ constexpr size_t header_size(uint8_t b1) noexcept {
 
 // Everything the first two header bytes decide. The checks run in one fixed
 // order whatever the split of the input, so any split reports the same error.
-constexpr FrameError check_frame_start(uint8_t b0, uint8_t b1, Opcode open_message,
-                                       const DecoderOptions& options) noexcept {
+constexpr FrameError check_frame_start(uint8_t b0, uint8_t b1, Opcode open_message, bool allow_rsv1,
+                                       bool require_mask) noexcept {
   const uint8_t op = b0 & 0x0f;
   const bool control = (op & 0x8) != 0;
   // §5.2: RSV2 and RSV3 mean nothing without an extension that defines them,
@@ -33,14 +33,14 @@ constexpr FrameError check_frame_start(uint8_t b0, uint8_t b1, Opcode open_messa
   // RFC 7692 §6: RSV1 is permessage-deflate's "compressed" bit, set only on
   // the first frame of a data message, never on control or continuation
   // frames, and only when the extension was negotiated (§5.2 otherwise).
-  if ((b0 & 0x40) != 0 && (!options.allow_rsv1 || control || op == 0)) {
+  if ((b0 & 0x40) != 0 && (!allow_rsv1 || control || op == 0)) {
     return FrameError::reserved_bits;
   }
   // §5.2: opcodes 0x3-0x7 and 0xB-0xF are reserved.
   if (op > 0x2 && op < 0x8) return FrameError::unknown_opcode;
   if (op > 0xA) return FrameError::unknown_opcode;
   // §5.1: "a client MUST mask all frames that it sends to the server".
-  if (options.require_mask && (b1 & 0x80) == 0) return FrameError::unmasked_frame;
+  if (require_mask && (b1 & 0x80) == 0) return FrameError::unmasked_frame;
   if (control) {
     // §5.5: "All control frames MUST ... NOT be fragmented."
     if ((b0 & 0x80) == 0) return FrameError::fragmented_control;
@@ -115,7 +115,7 @@ DecodeResult FrameDecoder::feed(uint8_t* data, size_t len, Sink& sink) {
     // The limit is checked against the announced length, before a single
     // payload byte reaches the sink, so the layer above never has to buffer
     // (or allocate for) a message it is going to refuse.
-    const uint64_t max = options_.max_message_size;
+    const uint64_t max = max_message_size_;
     if (message_size_ > max || length > max - message_size_) return FrameError::message_too_big;
     message_size_ += length;
     state_ = State::payload;
@@ -205,7 +205,7 @@ DecodeResult FrameDecoder::feed(uint8_t* data, size_t len, Sink& sink) {
           const size_t n = b1 & 0x7f;
           const uint8_t op = b0 & 0x0f;
           if ((b0 & 0xf0) == 0x80 && (op == 0x1 || op == 0x2) && (b1 & 0x80) != 0 && n < 126 &&
-              avail - 6 >= n && n <= options_.max_message_size) {
+              avail - 6 >= n && n <= max_message_size_) {
             uint8_t* p = data + pos + 6;
             const bool ascii = apply_mask_is_ascii(p, n, data + pos + 2, 0);
             pos += 6 + n;
@@ -221,7 +221,7 @@ DecodeResult FrameDecoder::feed(uint8_t* data, size_t len, Sink& sink) {
         if (header_len_ == 0 && avail >= 2 && avail >= frame_detail::header_size(data[pos + 1])) {
           // The whole header is here: read it in place.
           const FrameError e =
-              frame_detail::check_frame_start(data[pos], data[pos + 1], message_opcode_, options_);
+              frame_detail::check_frame_start(data[pos], data[pos + 1], message_opcode_, allow_rsv1_, require_mask_);
           if (e != FrameError::none) {
             fail(e);
             return {pos, e};
@@ -236,7 +236,7 @@ DecodeResult FrameDecoder::feed(uint8_t* data, size_t len, Sink& sink) {
           if (header_len_ < 2) return {pos, FrameError::none};
           if (had < 2) {
             const FrameError e =
-                frame_detail::check_frame_start(header_[0], header_[1], message_opcode_, options_);
+                frame_detail::check_frame_start(header_[0], header_[1], message_opcode_, allow_rsv1_, require_mask_);
             if (e != FrameError::none) {
               fail(e);
               return {pos, e};

@@ -17,7 +17,7 @@ void ServerComponent::on_close(Connection& conn, const CloseInfo& info) {
 }
 
 void ServerComponent::on_error(Connection& conn, std::exception_ptr error) {
-  server_logger().error("component error on connection {} ({}): {}", conn.id(), conn.request().path,
+  server_logger().error("component error on connection {}: {}", conn.id(),
                         describe_exception(error));
   conn.close(1011, "internal error");
 }

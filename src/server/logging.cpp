@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "escape.hpp"
-#include "windlass/app.hpp"
+#include "windlass/log.hpp"
 
 namespace windlass::server {
 
@@ -123,17 +123,34 @@ spdlog::sink_ptr make_sink(LogFormat format) {
   return std::make_shared<spdlog::sinks::stderr_color_sink_mt>(spdlog::color_mode::automatic);
 }
 
+spdlog::level::level_enum spdlog_level(windlass::LogLevel l) {
+  switch (l) {
+    case windlass::LogLevel::trace: return spdlog::level::trace;
+    case windlass::LogLevel::debug: return spdlog::level::debug;
+    case windlass::LogLevel::info: return spdlog::level::info;
+    case windlass::LogLevel::warn: return spdlog::level::warn;
+    case windlass::LogLevel::error: return spdlog::level::err;
+    case windlass::LogLevel::off: break;
+  }
+  return spdlog::level::off;
+}
+
 }  // namespace
 
 void configure_logging(const LogConfig& log) {
-  // Creates the library's logger if it does not exist yet; "off" included.
+  // The config was validated: the level is one of the names the library takes.
   windlass::set_log_level(log.level);
-  g_server = spdlog::get("windlass");
   auto redact = std::make_shared<const std::vector<std::string>>(log.redact_query_params);
 
-  g_server->sinks().clear();
-  g_server->sinks().push_back(make_sink(log.format));
+  // The server's own lines and the library's share one logger, one format
+  // and one sink: the library hands its lines over through its public
+  // log handler.
+  g_server = std::make_shared<spdlog::logger>("windlass", make_sink(log.format));
   g_server->set_formatter(std::make_unique<LineFormatter>(log.format, false, redact));
+  g_server->set_level(spdlog_level(windlass::log_level()));
+  windlass::set_log_handler([server = g_server](windlass::LogLevel level, std::string_view message) {
+    server->log(spdlog_level(level), "{}", message);
+  });
 
   if (log.access) {
     // Its own level: the access log is switched by log.access, not by

@@ -11,15 +11,16 @@
 
 namespace windlass::server {
 
-// Points the library's logger at our sink and formatter and sets its
-// level; creates the access logger (info level, same sink) when
-// log.access is on. Call once, before the App starts its threads.
+// Makes the server's logger (our sink and formatter, the configured
+// level), hands the library's lines to it through windlass::
+// set_log_handler(), and creates the access logger (info level, same sink)
+// when log.access is on. Call once, before the App starts its threads.
 void configure_logging(const LogConfig& log);
 
 // The access logger, or nullptr when the access log is off.
 std::shared_ptr<spdlog::logger> access_logger();
 
-// The library's logger, for the server's own lines.
+// The server's logger (the library's lines go to it too).
 spdlog::logger& server_logger();
 
 }  // namespace windlass::server

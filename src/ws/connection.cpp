@@ -1,11 +1,15 @@
 // The public Connection handle over WsConnection.
 #include "windlass/connection.hpp"
 
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <stdexcept>
 #include <string>
 
+#include "loop/thread_check.hpp"
 #include "proto/ws_frame.hpp"
+#include "windlass/broker.hpp"
 #include "windlass/component.hpp"
 #include "windlass/loop.hpp"
 #include "ws/ws_connection.hpp"
@@ -13,99 +17,160 @@
 
 namespace windlass {
 
+namespace detail {
+void contract_violation(const char* what, const char* detail) {
+  std::fprintf(stderr, "windlass: %s: %s (see the thread contract in connection.hpp)\n", what, detail);
+  std::abort();
+}
+}  // namespace detail
+
 using detail::WsConnection;
 using proto::Opcode;
 
 namespace {
+
+// The slot's header: readable from any thread for as long as the App lives.
+const detail::ConnectionSlotHeader& header_of(const WsConnection* impl) noexcept {
+  return impl->header();
+}
+
 // Off the loop thread, the call is copied to the owner loop: the
 // connection's state is only ever touched by its own thread. Kept out of
 // line so the common case below stays small.
-[[gnu::noinline]] bool post_send(const std::shared_ptr<WsConnection>& impl, Opcode op, const void* data,
-                                 size_t len) {
-  impl->loop()->post([impl, op, bytes = std::string(static_cast<const char*>(data), len)] {
-    impl->send(op, bytes.data(), bytes.size());
+[[gnu::noinline]] SendStatus post_send(WsConnection* impl, uint64_t id, Loop* loop, Opcode op, const void* data,
+                                       size_t len) {
+  if (header_of(impl).id.load(std::memory_order_acquire) != id || header_of(impl).open.load(std::memory_order_acquire) == 0) {
+    return SendStatus::closed;
+  }
+  loop->post([impl, id, op, bytes = std::string(static_cast<const char*>(data), len)] {
+    if (impl->id() == id) impl->send(op, bytes.data(), bytes.size());
   });
-  return true;
+  return SendStatus::queued;
 }
 
-inline bool send_on_loop(const std::shared_ptr<WsConnection>& impl, Opcode op, const void* data, size_t len) {
-  if (!impl) return false;
-  if (impl->loop()->in_loop_thread()) return impl->send(op, data, len);
-  return post_send(impl, op, data, len);
+}  // namespace
+
+WsConnection* Connection::live() const noexcept {
+  if (impl_ == nullptr || impl_->id() != id_) return nullptr;
+  return impl_;
+}
+
+namespace {
+inline SendStatus send_on_loop(const Connection& c, Opcode op, const void* data, size_t len) {
+  WsConnection* impl = c.impl();
+  if (impl == nullptr) return SendStatus::closed;
+  if (c.loop()->in_loop_thread()) {
+    if (impl->id() != c.id()) return SendStatus::closed;
+    return impl->send(op, data, len);
+  }
+  return post_send(impl, c.id(), c.loop(), op, data, len);
 }
 }  // namespace
 
-bool Connection::send(std::string_view text) const {
-  return send_on_loop(impl_, Opcode::text, text.data(), text.size());
+SendStatus Connection::send(std::string_view text) const {
+  return send_on_loop(*this, Opcode::text, text.data(), text.size());
 }
 
-bool Connection::send_binary(std::span<const std::byte> data) const {
-  return send_on_loop(impl_, Opcode::binary, data.data(), data.size());
+SendStatus Connection::send_binary(std::span<const std::byte> data) const {
+  return send_on_loop(*this, Opcode::binary, data.data(), data.size());
 }
 
-bool Connection::send_binary(std::string_view data) const {
-  return send_on_loop(impl_, Opcode::binary, data.data(), data.size());
+SendStatus Connection::send_binary(std::string_view data) const {
+  return send_on_loop(*this, Opcode::binary, data.data(), data.size());
 }
 
-bool Connection::send(const Message& m) const {
-  return send_on_loop(impl_, m.is_text() ? Opcode::text : Opcode::binary, m.data.data(), m.data.size());
+SendStatus Connection::send(const Message& m) const {
+  return send_on_loop(*this, m.is_text() ? Opcode::text : Opcode::binary, m.data.data(), m.data.size());
 }
 
 void Connection::close(uint16_t code, std::string_view reason) const {
-  if (!impl_) return;
-  Loop* loop = impl_->loop();
-  if (loop->in_loop_thread()) {
-    impl_->close(code, reason, CloseCause::server_closed);
+  if (impl_ == nullptr) return;
+  if (loop_->in_loop_thread()) {
+    if (WsConnection* c = live()) c->close(code, reason, CloseCause::server_closed);
   } else {
-    loop->post(
-        [impl = impl_, code, r = std::string(reason)] { impl->close(code, r, CloseCause::server_closed); });
+    loop_->post([impl = impl_, id = id_, code, r = std::string(reason)] {
+      if (impl->id() == id) impl->close(code, r, CloseCause::server_closed);
+    });
   }
 }
 
 bool Connection::subscribe(std::string_view topic) const {
-  return impl_ && impl_->subscribe(topic);
+  detail::check_loop_thread(loop_, "Connection::subscribe");
+  WsConnection* c = live();
+  return c != nullptr && c->server().broker().subscribe(*this, topic);
 }
+
 bool Connection::unsubscribe(std::string_view topic) const {
-  return impl_ && impl_->unsubscribe(topic);
+  detail::check_loop_thread(loop_, "Connection::unsubscribe");
+  WsConnection* c = live();
+  return c != nullptr && c->server().broker().unsubscribe(*this, topic);
 }
 
 void Connection::publish(std::string_view topic, std::string_view data, MessageKind kind) const {
-  if (!impl_) return;
-  impl_->server().hub().publish(topic, detail::make_shared_frame(kind == MessageKind::binary, data),
-                                impl_->id());
+  if (impl_ == nullptr) return;
+  // The endpoint and its server outlive the slot's occupants: reading
+  // which broker to use is safe from any thread.
+  impl_->server().broker().publish(topic, Message{kind, data}, PublishOptions{.except = id_});
 }
 
 bool Connection::is_open() const noexcept {
-  return impl_ && impl_->is_open();
+  return impl_ != nullptr && header_of(impl_).id.load(std::memory_order_acquire) == id_ &&
+         header_of(impl_).open.load(std::memory_order_acquire) != 0;
 }
+
 size_t Connection::buffered_amount() const noexcept {
-  return impl_ ? impl_->buffered_amount() : 0;
-}
-uint64_t Connection::id() const noexcept {
-  return impl_ ? impl_->id() : 0;
+  if (impl_ == nullptr) return 0;
+  const auto& h = header_of(impl_);
+  const size_t n = h.buffered.load(std::memory_order_acquire);
+  // Read the id after the value: if it is still ours, so was the value.
+  return h.id.load(std::memory_order_acquire) == id_ ? n : 0;
 }
 
-const Request& Connection::request() const noexcept {
+std::string Connection::remote_address() const {
+  detail::check_loop_thread(loop_, "Connection::remote_address");
+  WsConnection* c = live();
+  return c != nullptr && c->socket() != nullptr ? c->socket()->peer().to_string() : std::string();
+}
+
+uint16_t Connection::remote_port() const {
+  detail::check_loop_thread(loop_, "Connection::remote_port");
+  WsConnection* c = live();
+  return c != nullptr && c->socket() != nullptr ? c->socket()->peer().port : 0;
+}
+
+std::string_view Connection::subprotocol() const {
+  detail::check_loop_thread(loop_, "Connection::subprotocol");
+  WsConnection* c = live();
+  return c != nullptr ? c->subprotocol() : std::string_view();
+}
+
+const Request& Connection::request() const {
   static const Request empty;
-  return impl_ ? impl_->request() : empty;
+  detail::check_loop_thread(loop_, "Connection::request");
+  WsConnection* c = live();
+  const Request* r = c != nullptr ? c->server().current_request(c) : nullptr;
+  if (r == nullptr) {
+    if constexpr (detail::kChecks) {
+      detail::contract_violation("Connection::request", "called outside on_upgrade (the request is not kept)");
+    }
+    return empty;
+  }
+  return *r;
 }
 
-const std::string& Connection::remote_address() const noexcept {
-  return request().remote_address;
-}
-
-const std::string& Connection::subprotocol() const noexcept {
-  static const std::string empty;
-  return impl_ ? impl_->subprotocol() : empty;
-}
-
-Loop* Connection::loop() const noexcept {
-  return impl_ ? impl_->loop() : nullptr;
-}
-
-std::any& Connection::data() const {
-  if (!impl_) throw std::logic_error("Connection::data() on an empty handle");
-  return impl_->data();
+void* Connection::state_ptr(const std::type_info& type) const {
+  detail::check_loop_thread(loop_, "Connection::state");
+  WsConnection* c = live();
+  if (c == nullptr) throw std::logic_error("Connection::state(): the connection is gone");
+  const StateTraits& traits = c->endpoint().route().state;
+  if (traits.empty()) throw std::logic_error("Connection::state(): this route's component declares no state");
+  if constexpr (detail::kChecks) {
+    if (*traits.type != type) {
+      std::string what = std::string("asked for ") + type.name() + ", the component declares " + traits.type->name();
+      detail::contract_violation("Connection::state", what.c_str());
+    }
+  }
+  return c->state();
 }
 
 const char* to_string(CloseCause cause) noexcept {
@@ -118,6 +183,16 @@ const char* to_string(CloseCause cause) noexcept {
     case CloseCause::rate_limited: return "rate_limited";
     case CloseCause::shutdown: return "shutdown";
     case CloseCause::transport_closed: return "transport_closed";
+  }
+  return "unknown";
+}
+
+const char* to_string(SendStatus status) noexcept {
+  switch (status) {
+    case SendStatus::queued: return "queued";
+    case SendStatus::backpressure: return "backpressure";
+    case SendStatus::dropped: return "dropped";
+    case SendStatus::closed: return "closed";
   }
   return "unknown";
 }

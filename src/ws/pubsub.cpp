@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "proto/ws_frame.hpp"
-#include "windlass/loop.hpp"
 #include "ws/ws_connection.hpp"
 
 namespace windlass::detail {
@@ -21,30 +20,51 @@ SharedFrame make_shared_frame(bool binary, std::string_view payload) {
   return msg;
 }
 
-bool TopicTable::subscribe(std::string_view name, WsConnection* conn) {
+bool TopicTable::subscribe(std::string_view name, WsConnection* conn, bool& first) {
   auto it = topics_.find(name);
   if (it == topics_.end()) it = topics_.emplace(std::string(name), Topic{}).first;
-  auto& subs = it->second.subscribers;
-  if (std::find(subs.begin(), subs.end(), conn) != subs.end()) return false;
-  subs.push_back(conn);
+  Topic& t = it->second;
+  if (t.live != 0 && std::find(t.subscribers.begin(), t.subscribers.end(), conn) != t.subscribers.end()) return false;
+  first = t.live == 0;
+  t.subscribers.push_back(conn);
+  ++t.live;
+  memberships_[conn].push_back(&it->first);
   return true;
 }
 
-bool TopicTable::unsubscribe(std::string_view name, WsConnection* conn) {
+bool TopicTable::remove(std::string_view name, WsConnection* conn) {
   auto it = topics_.find(name);
   if (it == topics_.end()) return false;
   Topic& t = it->second;
   auto pos = std::find(t.subscribers.begin(), t.subscribers.end(), conn);
   if (pos == t.subscribers.end()) return false;
+  --t.live;
   if (t.iterating > 0) {
     // A delivery is walking the list by index: leave a hole, compact after.
     *pos = nullptr;
     t.has_holes = true;
-  } else {
-    *pos = t.subscribers.back();  // order among subscribers carries no meaning
-    t.subscribers.pop_back();
-    if (t.subscribers.empty()) topics_.erase(it);
+    return t.live == 0;
   }
+  *pos = t.subscribers.back();  // order among subscribers carries no meaning
+  t.subscribers.pop_back();
+  if (t.subscribers.empty()) {
+    topics_.erase(it);
+    return true;
+  }
+  return false;
+}
+
+bool TopicTable::unsubscribe(std::string_view name, WsConnection* conn, bool& last) {
+  last = false;
+  auto m = memberships_.find(conn);
+  if (m == memberships_.end()) return false;
+  auto& names = m->second;
+  auto pos = std::find_if(names.begin(), names.end(), [&](const std::string* n) { return *n == name; });
+  if (pos == names.end()) return false;
+  *pos = names.back();
+  names.pop_back();
+  if (names.empty()) memberships_.erase(m);
+  last = remove(name, conn);
   return true;
 }
 
@@ -71,22 +91,7 @@ void TopicTable::deliver(std::string_view name, const SharedFrame& frame, uint64
 
 size_t TopicTable::subscriber_count(std::string_view name) const {
   auto it = topics_.find(name);
-  if (it == topics_.end()) return 0;
-  size_t n = 0;
-  for (auto* c : it->second.subscribers) n += c != nullptr;
-  return n;
-}
-
-void Hub::publish(std::string_view topic, SharedFrame frame, uint64_t except_id) {
-  for (const Member& m : members_) {
-    if (m.loop->in_loop_thread()) {
-      m.table->deliver(topic, frame, except_id);
-    } else {
-      m.loop->post([table = m.table, t = std::string(topic), frame, except_id] {
-        table->deliver(t, frame, except_id);
-      });
-    }
-  }
+  return it == topics_.end() ? 0 : it->second.live;
 }
 
 }  // namespace windlass::detail

@@ -1,12 +1,11 @@
-// Topics: publish once, deliver to every subscriber on every loop.
+// Topics within one loop, and the message shared by every recipient of a
+// publish. The process-wide broker over them is LocalBroker
+// (local_broker.hpp).
 //
 // Each loop has its own TopicTable, touched only by its thread. A publish
-// encodes the frame once; subscribers on the publishing loop get it at
-// once, and every other loop gets one posted task carrying the same
-// shared frame, so the cost per extra loop is one mailbox entry, not one
-// copy per recipient. Within a loop, a small frame is copied into each
+// encodes the frame once; within a loop, a small frame is copied into each
 // recipient's write buffer (cheaper than sharing it, and it coalesces with
-// the recipient's other pending frames into one writev per loop turn); a
+// the recipient's other pending frames into one write per loop turn); a
 // large one is queued by reference.
 #pragma once
 
@@ -16,10 +15,6 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-
-namespace windlass {
-class Loop;
-}
 
 namespace windlass::detail {
 
@@ -43,46 +38,55 @@ struct CompressedVariant {
   std::shared_ptr<const std::string> frame;
 };
 
+// Encodes one unmasked frame (header and payload) for sharing.
+SharedFrame make_shared_frame(bool binary, std::string_view payload);
+
 class TopicTable {
  public:
-  struct Topic {
-    std::vector<WsConnection*> subscribers;
-    int iterating = 0;          // > 0 while a delivery walks the list
-    bool has_holes = false;     // entries nulled during a delivery
-  };
-
-  // Returns false if already subscribed.
-  bool subscribe(std::string_view name, WsConnection* conn);
-  bool unsubscribe(std::string_view name, WsConnection* conn);
+  // False if already subscribed. `first`: the topic had no subscriber on this loop.
+  bool subscribe(std::string_view name, WsConnection* conn, bool& first);
+  // False if not subscribed. `last`: the topic has no subscriber left on this loop.
+  bool unsubscribe(std::string_view name, WsConnection* conn, bool& last);
+  // Unsubscribes `conn` from every topic, calling left(name) for each.
+  template <class F>
+  void leave_all(WsConnection* conn, F&& left) {
+    auto it = memberships_.find(conn);
+    if (it == memberships_.end()) return;
+    std::vector<const std::string*> names = std::move(it->second);
+    memberships_.erase(it);
+    for (const std::string* name : names) {
+      const std::string copy = *name;  // the key dies with its topic
+      remove(copy, conn);
+      left(std::string_view(copy));
+    }
+  }
   // Delivers `frame` to the topic's subscribers except the connection with
   // id `except_id` (0: none). Subscribers may unsubscribe, close or
   // subscribe others while it runs.
   void deliver(std::string_view name, const SharedFrame& frame, uint64_t except_id);
   size_t subscriber_count(std::string_view name) const;
+  size_t topic_count() const noexcept { return topics_.size(); }
 
  private:
+  struct Topic {
+    std::vector<WsConnection*> subscribers;
+    size_t live = 0;         // non-null entries
+    int iterating = 0;       // > 0 while a delivery walks the list
+    bool has_holes = false;  // entries nulled during a delivery
+  };
+  // Takes conn off the topic's list; true when the topic is now empty.
+  bool remove(std::string_view name, WsConnection* conn);
+
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>()(s); }
   };
   std::unordered_map<std::string, Topic, Hash, std::equal_to<>> topics_;
+  // Which topics each subscribed connection is in (keys of topics_: stable
+  // while the topic exists, and it exists while it has subscribers), so a
+  // closing connection leaves them without a walk of every topic, and a
+  // connection with no topic carries nothing for them.
+  std::unordered_map<WsConnection*, std::vector<const std::string*>> memberships_;
 };
-
-// All loops of an App; publish() may be called from any thread.
-class Hub {
- public:
-  struct Member {
-    Loop* loop;
-    TopicTable* table;
-  };
-  void add(Loop* loop, TopicTable* table) { members_.push_back(Member{loop, table}); }
-  void publish(std::string_view topic, SharedFrame frame, uint64_t except_id);
-
- private:
-  std::vector<Member> members_;  // fixed before the loops start
-};
-
-// Encodes one unmasked frame (header and payload) for sharing.
-SharedFrame make_shared_frame(bool binary, std::string_view payload);
 
 }  // namespace windlass::detail

@@ -1,0 +1,55 @@
+// What every layer of one loop shares, in one place: the receive buffer,
+// the byte-buffer pool, the cork, scratch buffers and the pool of write
+// queues. One LoopResources per loop, owned by that loop's Worker
+// (src/app/worker.hpp) with the layers themselves; touched only by the
+// loop's thread, so nothing here locks.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/buffer_pool.hpp"
+#include "io/out_queue.hpp"
+
+namespace windlass::detail {
+
+class Socket;
+
+struct LoopResources {
+  // One receive buffer for every socket of the loop (uWebSockets' idea):
+  // an idle connection holds none. The padding lets a parser that reads a
+  // few bytes past the end (simdjson needs 32) run on it without a copy.
+  static constexpr size_t kReadBufferSize = 512 * 1024;
+  static constexpr size_t kReadBufferPadding = 64;
+  std::unique_ptr<uint8_t[]> read_buffer{new uint8_t[kReadBufferSize + kReadBufferPadding]()};
+
+  BufferPool pool;  // byte buffers for write queues and message reassembly
+
+  // The cork (see Socket::uncork): what the socket being read sends.
+  std::string cork;
+  Socket* corked = nullptr;
+
+  std::string tls_plain;     // decrypted bytes of the read being handled
+  std::string deflate_out;   // compressed output of the send being made
+
+  // Write queues, lent to sockets while they have bytes waiting: an idle
+  // socket holds a null pointer instead of an empty queue.
+  std::unique_ptr<OutQueue> take_queue() {
+    if (queues_.empty()) return std::make_unique<OutQueue>();
+    auto q = std::move(queues_.back());
+    queues_.pop_back();
+    return q;
+  }
+  void give_queue(std::unique_ptr<OutQueue> q) {
+    if (queues_.size() < kMaxPooledQueues) queues_.push_back(std::move(q));
+  }
+
+ private:
+  static constexpr size_t kMaxPooledQueues = 1024;
+  std::vector<std::unique_ptr<OutQueue>> queues_;
+};
+
+}  // namespace windlass::detail
