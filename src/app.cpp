@@ -149,6 +149,10 @@ struct App::Impl {
   std::atomic<bool> shutdown_requested{false};
 
   explicit Impl(ServerOptions o) : options(std::move(o)), access(AccessDecorators::compile(options.access)) {
+    if (options.max_send_queue == 0 || options.max_send_queue > (size_t{1} << 31)) {
+      throw std::invalid_argument("max_send_queue " + std::to_string(options.max_send_queue) +
+                                  " out of range (1 byte to 2 GiB)");
+    }
     if (options.node_id >= (1u << Connection::kNodeIdBits)) {
       throw std::invalid_argument("node_id " + std::to_string(options.node_id) + " out of range (0-16777215)");
     }
@@ -217,6 +221,11 @@ struct App::Impl {
 App::App(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
   // A peer that vanishes must not kill the process when we write to it.
   std::signal(SIGPIPE, SIG_IGN);
+  // OpenSSL loads its providers and pages in its digest code on the first
+  // SHA-1 (about 2 MB): done here, once, not inside the first handshake,
+  // which would otherwise pay for it (and a memory figure taken after
+  // start would count it per connection).
+  (void)detail::warm_up_handshake();
 }
 
 App::~App() = default;

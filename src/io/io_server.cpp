@@ -19,7 +19,7 @@ namespace windlass::detail {
 // bench/RESULTS.md is this plus the WebSocket layer's slot. Checked where
 // the layout is known (libstdc++ on x86-64).
 #if defined(__GLIBCXX__) && defined(__x86_64__)
-static_assert(sizeof(Socket) <= 88, "Socket grew: update bench/RESULTS.md's memory table");
+static_assert(sizeof(Socket) <= 72, "Socket grew: update bench/RESULTS.md's memory table");
 #endif
 
 // ---------------------------------------------------------------- PeerAddress
@@ -91,7 +91,7 @@ void Socket::set_buffered_mirror(std::atomic<uint32_t>* mirror) noexcept {
 }
 
 void Socket::queued(size_t n) noexcept {
-  queued_ += n;
+  queued_ += static_cast<uint32_t>(n);
   server_->queued_bytes_.add(n);
   if (mirror_ != nullptr) {
     mirror_->store(static_cast<uint32_t>(std::min<size_t>(queued_, std::numeric_limits<uint32_t>::max())),
@@ -100,7 +100,7 @@ void Socket::queued(size_t n) noexcept {
 }
 
 void Socket::unqueued(size_t n) noexcept {
-  queued_ -= n;
+  queued_ -= static_cast<uint32_t>(n);
   server_->queued_bytes_.sub(n);
   if (mirror_ != nullptr) {
     mirror_->store(static_cast<uint32_t>(std::min<size_t>(queued_, std::numeric_limits<uint32_t>::max())),
@@ -108,14 +108,31 @@ void Socket::unqueued(size_t n) noexcept {
   }
 }
 
+Socket::Extra& Socket::extra() {
+  if (!extra_) extra_ = server_->take_extra();
+  return *extra_;
+}
+
 OutQueue& Socket::queue() {
-  if (!out_) out_ = server_->res_.take_queue();
-  return *out_;
+  return extra().out;
+}
+
+OutQueue* Socket::wire() noexcept {
+  if (!extra_) return nullptr;
+  return extra_->tls ? &extra_->tls->wire : &extra_->out;
+}
+
+// Gives the Extra back once nothing in it is needed: the queue is empty,
+// no drain is awaited, the socket is not closing and speaks no TLS.
+void Socket::release_extra() {
+  if (extra_ && extra_->out.empty() && !extra_->tls && extra_->drain_below == 0 && !close_requested_) {
+    server_->give_extra(std::move(extra_));
+  }
 }
 
 void Socket::notify_drained_below(size_t below) noexcept {
-  drain_below_ = static_cast<uint32_t>(std::min<size_t>(below, std::numeric_limits<uint32_t>::max()));
-  if (drain_below_ == 0) drain_below_ = 1;
+  uint32_t b = static_cast<uint32_t>(std::min<size_t>(below, std::numeric_limits<uint32_t>::max()));
+  extra().drain_below = b == 0 ? 1 : b;
   mark_dirty();  // flush() decides, after this turn's bytes have had their chance to leave
 }
 
@@ -221,7 +238,7 @@ void Socket::mark_dirty() {
 
 void Socket::update_interest() {
   const OutQueue* w = wire();
-  bool want = w != nullptr && !w->empty();
+  const bool want = w != nullptr && !w->empty();
   if (want != want_write_ && fd_ >= 0) {
     want_write_ = want;
     loop().modify_fd(fd_, EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0u), this);
@@ -232,35 +249,30 @@ void Socket::update_interest() {
 // turn share records the way they share one writev.
 void Socket::encrypt_queued() {
   LoopResources& res = server_->res_;
-  if (out_ && !out_->empty() && tls_->session.handshake_done()) {
+  Tls& t = *extra_->tls;
+  OutQueue& out = extra_->out;
+  if (!out.empty() && t.session.handshake_done()) {
     std::string cipher = res.pool.take();
-    const size_t plain = out_->size();
-    out_->drain(res.pool, [&](const char* d, size_t n) {
-      tls_->session.encrypt(reinterpret_cast<const uint8_t*>(d), n, cipher);
+    const size_t plain = out.size();
+    out.drain(res.pool, [&](const char* d, size_t n) {
+      t.session.encrypt(reinterpret_cast<const uint8_t*>(d), n, cipher);
     });
     unqueued(plain);
     queued(cipher.size());
-    tls_->wire.append_owned(std::move(cipher));
+    t.wire.append_owned(std::move(cipher));
   }
-  if (close_requested_ && (!out_ || out_->empty()) && !tls_->close_sent) {
-    tls_->close_sent = true;  // RFC 8446 §6.1: say we are done before the TCP FIN
+  if (close_requested_ && out.empty() && !t.close_sent) {
+    t.close_sent = true;  // RFC 8446 §6.1: say we are done before the TCP FIN
     std::string alert;
-    tls_->session.close_notify(alert);
+    t.session.close_notify(alert);
     queued(alert.size());
-    tls_->wire.append_owned(std::move(alert));
-  }
-}
-
-void Socket::release_queues() {
-  if (out_ && out_->empty()) {
-    out_->clear(server_->res_.pool);
-    server_->res_.give_queue(std::move(out_));
+    t.wire.append_owned(std::move(alert));
   }
 }
 
 void Socket::flush() {
   if (fd_ < 0) return;
-  if (tls_) encrypt_queued();
+  if (extra_ && extra_->tls) encrypt_queued();
   if (OutQueue* q = wire()) {
     while (!q->empty()) {
       ssize_t n = q->write_to(fd_, server_->res_.pool);
@@ -273,17 +285,18 @@ void Socket::flush() {
     }
   }
   const bool empty = queued_ == 0;
-  if (empty) release_queues();
   if (empty && close_requested_ && !lingering_) {
     // Everything we had to say is out: half-close and drain (see close_after_flush).
     ::shutdown(fd_, SHUT_WR);
     lingering_ = true;
-  } else if (drain_below_ != 0 && queued_ < drain_below_ && !close_requested_ && handler_ != nullptr) {
-    drain_below_ = 0;
+  } else if (extra_ && extra_->drain_below != 0 && queued_ < extra_->drain_below && !close_requested_ &&
+             handler_ != nullptr) {
+    extra_->drain_below = 0;
     handler_->on_drained(*this);
     if (fd_ < 0) return;
   }
   update_interest();
+  if (empty) release_extra();
 }
 
 void Socket::close_after_flush() {
@@ -292,7 +305,7 @@ void Socket::close_after_flush() {
   // The deadline runs from now, not from when the queue drains: a peer that
   // never reads would otherwise hold a closing socket, and its queue, for as
   // long as it liked (no other deadline covers a closing socket).
-  linger_deadline_ms_ =
+  extra().linger_deadline_ms =
       server_->clock_ms() + static_cast<uint32_t>(server_->options_.linger_timeout.count());
   mark_dirty();  // flush() at the end of the turn half-closes once the queue is empty
 }
@@ -308,12 +321,12 @@ void Socket::finish_close(int error) {
   fd_ = -1;
   if (corked()) server_->res_.corked = nullptr;
   unqueued(queued_);  // the cork was never counted
-  if (out_) {
-    out_->clear(server_->res_.pool);
-    server_->res_.give_queue(std::move(out_));
+  if (extra_) {
+    extra_->out.clear(server_->res_.pool);
+    extra_->tls.reset();
+    extra_->drain_below = 0;
+    server_->give_extra(std::move(extra_));
   }
-  if (tls_) tls_->wire.clear(server_->res_.pool);
-  tls_.reset();
   mirror_ = nullptr;
   server_->count_.store(server_->count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   server_->options_.process_connections->fetch_sub(1, std::memory_order_relaxed);
@@ -338,7 +351,7 @@ void Socket::on_io(uint32_t events) {
     ssize_t n = ::read(fd_, buf, LoopResources::kReadBufferSize);
     if (n > 0) {
       if (lingering_) return;  // draining before close: input is discarded
-      if (tls_) {
+      if (extra_ && extra_->tls) {
         on_tls_data(buf, static_cast<size_t>(n));
       } else {
         const bool cork = queued_ == 0 && !close_requested_;  // else replies queue behind what waits
@@ -359,25 +372,25 @@ void Socket::on_io(uint32_t events) {
 bool Socket::on_tls_data(uint8_t* data, size_t len) {
   std::string& plain = server_->res_.tls_plain;
   plain.clear();
-  tls::Result r = tls_->session.feed_ciphertext(data, len, plain);
+  tls::Result r = extra_->tls->session.feed_ciphertext(data, len, plain);
   std::string pending;
-  tls_->session.take_pending_ciphertext(pending);
+  extra_->tls->session.take_pending_ciphertext(pending);
   if (!pending.empty()) {
     queued(pending.size());
-    tls_->wire.append_owned(std::move(pending));
+    extra_->tls->wire.append_owned(std::move(pending));
     mark_dirty();
   }
   if (r == tls::Result::error) {
     char peer[PeerAddress::kTextSize];
     peer_.format(peer);
-    log_info("tls: {}:{}: {} ({})", peer, peer_.port, tls::describe(tls_->session.error()),
-             tls_->session.error_detail());
-    if (tls_->session.error() == tls::TlsError::plain_http && !tls_->plain_answer->empty()) {
+    log_info("tls: {}:{}: {} ({})", peer, peer_.port, tls::describe(extra_->tls->session.error()),
+             extra_->tls->session.error_detail());
+    if (extra_->tls->session.error() == tls::TlsError::plain_http && !extra_->tls->plain_answer->empty()) {
       // A browser or curl pointed at https:// on a plain port's twin: the
       // layer above gave us what to say, in the only language the peer speaks.
-      const std::string& answer = *tls_->plain_answer;
+      const std::string& answer = *extra_->tls->plain_answer;
       queued(answer.size());
-      tls_->wire.append(server_->res_.pool, answer.data(), answer.size());
+      extra_->tls->wire.append(server_->res_.pool, answer.data(), answer.size());
     }
     close_after_flush();
     return false;
@@ -483,7 +496,7 @@ void IoServer::accept_from(int listen_fd, Listener& listener) {
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     auto* s = new (sockets_.allocate()) Socket(*this, fd, peer);
-    if (listener.tls != nullptr) s->tls_ = std::make_unique<Socket::Tls>(*listener.tls, listener.plain_answer);
+    if (listener.tls != nullptr) s->extra().tls = std::make_unique<Socket::Tls>(*listener.tls, listener.plain_answer);
     count_.store(count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     options_.process_connections->fetch_add(1, std::memory_order_relaxed);
     accepted_total_.add();
@@ -494,6 +507,23 @@ void IoServer::accept_from(int listen_fd, Listener& listener) {
 
 void IoServer::retire(Socket* s) {
   graveyard_.push_back(s);
+}
+
+std::unique_ptr<Socket::Extra> IoServer::take_extra() {
+  if (extras_.empty()) return std::make_unique<Socket::Extra>();
+  auto e = std::move(extras_.back());
+  extras_.pop_back();
+  return e;
+}
+
+void IoServer::give_extra(std::unique_ptr<Socket::Extra> extra) {
+  // Kept for the next socket that needs one, up to a bound: a burst of
+  // busy sockets does not pin its memory for good.
+  constexpr size_t kMaxPooled = 1024;
+  extra->out.clear(res_.pool);
+  extra->drain_below = 0;
+  extra->linger_deadline_ms = 0;
+  if (extras_.size() < kMaxPooled) extras_.push_back(std::move(extra));
 }
 
 void IoServer::flush_dirty() {
@@ -518,7 +548,7 @@ void IoServer::sweep() {
     auto* s = static_cast<Socket*>(p);
     if (s->fd_ < 0) return;  // closed this turn, waiting in the graveyard
     if (s->close_requested_) {
-      if (static_cast<int32_t>(now_ms - s->linger_deadline_ms_) >= 0) s->abort(0);
+      if (static_cast<int32_t>(now_ms - s->extra_->linger_deadline_ms) >= 0) s->abort(0);
     } else if (s->handler_ != nullptr) {
       s->handler_->on_sweep(*s, now);
     }

@@ -128,7 +128,7 @@ class Socket final : public IoHandler {
   void set_buffered_mirror(std::atomic<uint32_t>* mirror) noexcept;
 
   // TLS details for logs, or null on a plain connection.
-  const tls::TlsSession* tls() const noexcept { return tls_ ? &tls_->session : nullptr; }
+  const tls::TlsSession* tls() const noexcept { return extra_ && extra_->tls ? &extra_->tls->session : nullptr; }
   const PeerAddress& peer() const noexcept { return peer_; }
   IoServer& server() const noexcept { return *server_; }
   Loop& loop() const noexcept;
@@ -147,22 +147,18 @@ class Socket final : public IoHandler {
   void spill_cork();
   void uncork();
   void flush();
-  OutQueue& queue();  // out_, made when first needed
+  OutQueue& queue();  // the plaintext queue, made when first needed
   void queued(size_t n) noexcept;
   void unqueued(size_t n) noexcept;
   size_t queued_amount() const noexcept { return queued_; }
-  void release_queues();
+  void release_extra();
   bool on_tls_data(uint8_t* data, size_t len);
   void encrypt_queued();
-  OutQueue* wire() noexcept { return tls_ ? &tls_->wire : out_.get(); }
+  OutQueue* wire() noexcept;
   void finish_close(int error);
   void update_interest();
 
-  IoServer* server_;
-  SocketHandler* handler_ = nullptr;
-  std::unique_ptr<OutQueue> out_;  // plaintext waiting (on TLS, to be encrypted at flush); null when empty
-  // What only a TLS connection needs, kept out of line so a plain one
-  // does not carry it.
+  // What only a TLS connection needs.
   struct Tls {
     Tls(const tls::TlsContext& context, std::shared_ptr<const std::string> answer)
         : session(context), plain_answer(std::move(answer)) {}
@@ -173,13 +169,26 @@ class Socket final : public IoHandler {
     std::shared_ptr<const std::string> plain_answer;
     bool close_sent = false;
   };
-  std::unique_ptr<Tls> tls_;
+ public:
+  // What a socket needs only while it has bytes waiting, is closing, or
+  // speaks TLS: made when first needed (from the server's pool), so an
+  // idle plain socket holds one null pointer for all of it.
+  struct Extra {
+    OutQueue out;  // plaintext waiting (on TLS, to be encrypted at flush)
+    std::unique_ptr<Tls> tls;
+    uint32_t drain_below = 0;         // on_drained wanted under this many bytes; 0: not wanted
+    uint32_t linger_deadline_ms = 0;  // IoServer::clock_ms() of the linger deadline, once closing
+  };
+
+ private:
+  Extra& extra();
+
+  IoServer* server_;
+  SocketHandler* handler_ = nullptr;
+  std::unique_ptr<Extra> extra_;
   std::atomic<uint32_t>* mirror_ = nullptr;
-  size_t queued_ = 0;         // bytes in out_ and the TLS wire queue
-  uint32_t drain_below_ = 0;  // on_drained wanted under this many bytes; 0: not wanted
+  uint32_t queued_ = 0;  // bytes in the queues (max_send_queue is below 4 GiB)
   int fd_;
-  // Linger deadline, in sweep-clock milliseconds (IoServer::clock_ms()).
-  uint32_t linger_deadline_ms_ = 0;
   bool dirty_ : 1 = false;       // in the server's flush list
   bool want_write_ : 1 = false;  // EPOLLOUT registered
   bool close_requested_ : 1 = false;
@@ -228,6 +237,8 @@ class IoServer {
   uint32_t clock_ms() const noexcept;
   // The sizes of what a connection costs here, for tests and RESULTS.md.
   size_t socket_slots() const noexcept { return sockets_.capacity(); }
+  std::unique_ptr<Socket::Extra> take_extra();
+  void give_extra(std::unique_ptr<Socket::Extra> extra);
 
  private:
   friend class Socket;
@@ -248,6 +259,7 @@ class IoServer {
   std::atomic<size_t> own_process_count_{0};  // used when options_.process_connections is null
   Counter accepted_total_;
   Counter queued_bytes_;
+  std::vector<std::unique_ptr<Socket::Extra>> extras_;  // a pool: sockets take one while they need it
   std::vector<Socket*> dirty_;      // sockets with bytes queued this turn
   std::vector<Socket*> graveyard_;  // closed this turn, freed before the loop waits
   int reserve_fd_ = -1;             // spent to shed a connection when out of descriptors

@@ -1,6 +1,5 @@
 // What every layer of one loop shares, in one place: the receive buffer,
-// the byte-buffer pool, the cork, scratch buffers and the pool of write
-// queues. One LoopResources per loop, owned by that loop's Worker
+// the byte-buffer pool, the cork and scratch buffers. One LoopResources per loop, owned by that loop's Worker
 // (src/app/worker.hpp) with the layers themselves; touched only by the
 // loop's thread, so nothing here locks.
 #pragma once
@@ -12,7 +11,6 @@
 #include <vector>
 
 #include "io/buffer_pool.hpp"
-#include "io/out_queue.hpp"
 
 namespace windlass::detail {
 
@@ -35,21 +33,6 @@ struct LoopResources {
   std::string tls_plain;     // decrypted bytes of the read being handled
   std::string deflate_out;   // compressed output of the send being made
 
-  // Write queues, lent to sockets while they have bytes waiting: an idle
-  // socket holds a null pointer instead of an empty queue.
-  std::unique_ptr<OutQueue> take_queue() {
-    if (queues_.empty()) return std::make_unique<OutQueue>();
-    auto q = std::move(queues_.back());
-    queues_.pop_back();
-    return q;
-  }
-  void give_queue(std::unique_ptr<OutQueue> q) {
-    if (queues_.size() < kMaxPooledQueues) queues_.push_back(std::move(q));
-  }
-
- private:
-  static constexpr size_t kMaxPooledQueues = 1024;
-  std::vector<std::unique_ptr<OutQueue>> queues_;
 };
 
 }  // namespace windlass::detail

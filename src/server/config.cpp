@@ -325,7 +325,7 @@ void read_server(Section& s, ServerOptions& o) {
   s.integer("port", o.port, 0, 65535);
   s.integer("threads", o.threads, 0, 1024);
   s.integer("max_connections", o.max_connections, 1, 10'000'000);
-  s.size("max_send_queue", o.max_send_queue, 1 * KiB, 64 * GiB);
+  s.size("max_send_queue", o.max_send_queue, 1 * KiB, 2 * GiB);
   s.size("max_head_size", o.max_head_size, 1 * KiB, 1 * MiB);
   s.integer("max_headers", o.max_headers, 1, 100);  // the head parser's hard ceiling
   s.size("max_body_size", o.max_body_size, 0, 1 * GiB);

@@ -47,6 +47,9 @@ struct WsRoute {
   RateLimitConfig rate;                   // from options.rate_limit
 };
 
+// Computes one accept key, so the crypto library's lazy setup happens now.
+std::string warm_up_handshake();
+
 // The route's compression options as the negotiation policy.
 proto::DeflatePolicy deflate_policy(const CompressionOptions& c);
 
