@@ -200,21 +200,25 @@ struct App::Impl {
 
   // One loop's thread: the start hooks, the loop, the stop hooks.
   void run_worker(detail::Worker& w) {
-    for (auto& hook : start_hooks) {
-      try {
-        hook(w.loop);
-      } catch (const std::exception& e) {
-        detail::log_error("loop {}: a start hook threw: {}", w.loop.index(), e.what());
+    auto start = [&] {
+      for (auto& hook : start_hooks) {
+        try {
+          hook(w.loop);
+        } catch (const std::exception& e) {
+          detail::log_error("loop {}: a start hook threw: {}", w.loop.index(), e.what());
+        }
       }
-    }
-    w.loop.run();
-    for (auto it = stop_hooks.rbegin(); it != stop_hooks.rend(); ++it) {
-      try {
-        (*it)(w.loop);
-      } catch (const std::exception& e) {
-        detail::log_error("loop {}: a stop hook threw: {}", w.loop.index(), e.what());
+    };
+    auto stop = [&] {
+      for (auto it = stop_hooks.rbegin(); it != stop_hooks.rend(); ++it) {
+        try {
+          (*it)(w.loop);
+        } catch (const std::exception& e) {
+          detail::log_error("loop {}: a stop hook threw: {}", w.loop.index(), e.what());
+        }
       }
-    }
+    };
+    w.loop.run(start, stop);
   }
 };
 

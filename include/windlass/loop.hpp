@@ -53,6 +53,10 @@ class Loop {
 
   // Runs until stop() is called; returns after the turn that saw it.
   void run();
+  // The same, with `on_start` run on this thread first and `on_stop` after
+  // the last turn, both already counting as this loop's thread
+  // (in_loop_thread(), current()).
+  void run(const std::function<void()>& on_start, const std::function<void()>& on_stop);
   // Thread-safe: asks run() to return.
   void stop();
 

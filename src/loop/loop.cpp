@@ -216,9 +216,14 @@ void Loop::run_deferred() {
 }
 
 void Loop::run() {
+  run({}, {});
+}
+
+void Loop::run(const std::function<void()>& on_start, const std::function<void()>& on_stop) {
   thread_id_.store(std::this_thread::get_id(), std::memory_order_release);
   Loop* outer = t_current;  // a loop run from inside another loop's callback (tests do)
   t_current = this;
+  if (on_start) on_start();
   stopping_ = false;
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
@@ -233,6 +238,7 @@ void Loop::run() {
     run_deferred();
     for (auto& fn : before_wait_) fn();
   }
+  if (on_stop) on_stop();
   t_current = outer;
 }
 

@@ -16,6 +16,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 
 #include "proto/ws_frame.hpp"
 
@@ -49,6 +50,7 @@ class TestClient {
   TestClient& operator=(const TestClient&) = delete;
 
   bool connected() const { return connected_; }
+  int fd() const { return fd_; }
 
   void write_raw(std::string_view bytes) {
     size_t off = 0;
@@ -124,6 +126,18 @@ class TestClient {
       }
       if (!fill(timeout_ms)) return std::nullopt;
     }
+  }
+
+  // Everything until the server closes the connection (or the timeout).
+  std::string read_until_eof(int timeout_ms = 3000) {
+    wait_eof(timeout_ms);
+    return std::exchange(buf_, std::string());
+  }
+
+  // Sends raw bytes and returns the response head (plain HTTP requests).
+  std::string request(const std::string& raw) {
+    write_raw(raw);
+    return read_http_head();
   }
 
   // True when the server closes the TCP connection within the timeout.
