@@ -256,7 +256,9 @@ TEST_F(HttpClientTest, post_sends_body_and_headers) {
   EXPECT_EQ(got->body, R"({"event":"member_added"})");
 }
 
-TEST_F(HttpClientTest, post_without_content_type_sends_none_and_a_large_body_waits_for_no_100_continue) {
+// Past 1 MiB, libcurl would send "Expect: 100-continue" and wait up to a
+// second for an answer the App never gives before sending the body.
+TEST_F(HttpClientTest, post_without_content_type_sends_none_and_no_expect_100_continue) {
   auto& c = make_client();
   std::optional<HttpClientResult> got;
   HttpClientRequest r;
@@ -264,14 +266,12 @@ TEST_F(HttpClientTest, post_without_content_type_sends_none_and_a_large_body_wai
   r.url = url("/echo");
   r.body = std::string(1536 * 1024, 'p');  // curl would ask "Expect: 100-continue" past 1 MiB
   r.max_response_size = 2u << 20;          // echoed back
-  auto started = Loop::Clock::now();
   c.request(std::move(r), [&](HttpClientResult res) { got = std::move(res); });
   ASSERT_TRUE(run_until([&] { return got.has_value(); }));
   ASSERT_TRUE(got->ok()) << got->error_text;
   EXPECT_EQ(got->header("x-got-content-type"), "(none)");
   EXPECT_EQ(got->header("x-got-expect"), "(none)");
   EXPECT_EQ(got->body.size(), 1536u * 1024);
-  EXPECT_LT(Loop::Clock::now() - started, 900ms);  // no second lost waiting for 100 Continue
 }
 
 TEST_F(HttpClientTest, sends_other_methods) {
