@@ -197,7 +197,6 @@ struct HttpClient::Impl {
     CURL* easy = nullptr;           // while in flight
     curl_slist* header_list = nullptr;
     CURLcode code = CURLE_OK;  // set when curl reports it done
-    int status = 0;
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
     size_t head_bytes = 0;  // of the current response head
@@ -341,8 +340,9 @@ struct HttpClient::Impl {
     set(CURLOPT_PRIVATE, static_cast<void*>(&t));
     set(CURLOPT_ERRORBUFFER, t.error_buffer);
     set(CURLOPT_URL, r.url.c_str());
-    // No SIGALRM for DNS timeouts, no SIGPIPE games: we run in a server
-    // with its own signal handling (and SIGPIPE ignored or MSG_NOSIGNAL).
+    // libcurl installs no signal handler and uses no alarm() (which would
+    // hit a random thread of a multi-threaded server). Its sends use
+    // MSG_NOSIGNAL on Linux; App ignores SIGPIPE besides.
     set(CURLOPT_NOSIGNAL, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500
     set(CURLOPT_PROTOCOLS_STR, kProtocols);
