@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "unit/tls/test_certs.hpp"
 #include "windlass/app.hpp"
 
 using namespace std::chrono_literals;
@@ -141,6 +142,7 @@ class HttpClientTest : public ::testing::Test {
     so.threads = 1;
     so.handle_signals = false;
     so.max_body_size = 4u << 20;  // room for a body past curl's 1 MiB Expect: 100-continue threshold
+    customize(so);
     app = std::make_unique<windlass::App>(so);
     // Echoes the method, the body and the request headers the tests look at.
     app->http("/echo", [](const windlass::Request& req, windlass::Response& res) {
@@ -166,6 +168,9 @@ class HttpClientTest : public ::testing::Test {
     app->stop();
     server.join();
   }
+
+  // A fixture that needs other server options changes them here.
+  virtual void customize(windlass::ServerOptions&) {}
 
   std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port) + path; }
 
@@ -207,6 +212,30 @@ class HttpClientTest : public ::testing::Test {
   uint16_t port = 0;
   Loop loop;
   std::unique_ptr<HttpClient> client;
+};
+
+// The same App with a TLS listener beside the plain one, its certificate
+// (for "localhost") issued by a throw-away CA written to ca.pem.
+class HttpClientTlsTest : public HttpClientTest {
+ protected:
+  void customize(windlass::ServerOptions& so) override {
+    auto files = pki.issue("server", "windlass test server", 100);
+    so.tls_host = "127.0.0.1";
+    so.tls_port = 0;
+    so.tls_certificate_file = files.certificate_chain_file;
+    so.tls_private_key_file = files.private_key_file;
+    ca_file = (pki.dir() / "ca.pem").string();
+    FILE* fp = std::fopen(ca_file.c_str(), "wb");
+    ASSERT_NE(fp, nullptr);
+    EXPECT_EQ(PEM_write_X509(fp, pki.ca()), 1);
+    std::fclose(fp);
+  }
+  std::string tls_url(const std::string& host, const std::string& path) const {
+    return "https://" + host + ":" + std::to_string(app->tls_port()) + path;
+  }
+
+  windlass::tls::testing::TestPki pki;
+  std::string ca_file;
 };
 
 HttpClientRequest get(std::string url) {
@@ -686,4 +715,33 @@ TEST_F(HttpClientTest, sets_the_user_agent_from_options) {
   c.request(get(url("/echo")), [&](HttpClientResult r) { got = std::move(r); });
   ASSERT_TRUE(run_until([&] { return got.has_value(); }));
   EXPECT_EQ(got->header("x-got-user-agent"), "hooks/2");
+}
+
+TEST_F(HttpClientTlsTest, https_to_a_server_signed_by_the_given_ca) {
+  auto& c = make_client({.ca_file = ca_file});
+  std::optional<HttpClientResult> got;
+  HttpClientRequest r = get(tls_url("localhost", "/echo"));
+  r.method = "POST";
+  r.body = "over tls";
+  c.request(std::move(r), [&](HttpClientResult res) { got = std::move(res); });
+  ASSERT_TRUE(run_until([&] { return got.has_value(); }));
+  ASSERT_TRUE(got->ok()) << got->error_text;
+  EXPECT_EQ(got->status, 200);
+  EXPECT_EQ(got->body, "over tls");
+}
+
+TEST_F(HttpClientTlsTest, refuses_a_certificate_it_cannot_verify) {
+  std::optional<HttpClientResult> untrusted, wrong_name;
+  {
+    auto& c = make_client();  // the system's CAs: the test CA is not among them
+    c.request(get(tls_url("localhost", "/echo")), [&](HttpClientResult res) { untrusted = std::move(res); });
+    ASSERT_TRUE(run_until([&] { return untrusted.has_value(); }));
+  }
+  {
+    auto& c = make_client({.ca_file = ca_file});  // trusted, but issued for localhost only
+    c.request(get(tls_url("127.0.0.1", "/echo")), [&](HttpClientResult res) { wrong_name = std::move(res); });
+    ASSERT_TRUE(run_until([&] { return wrong_name.has_value(); }));
+  }
+  EXPECT_EQ(untrusted->error, HttpClientError::tls) << untrusted->error_text;
+  EXPECT_EQ(wrong_name->error, HttpClientError::tls) << wrong_name->error_text;
 }
