@@ -146,8 +146,8 @@ class HttpClientTest : public ::testing::Test {
     app = std::make_unique<windlass::App>(so);
     // Echoes the method, the body and the request headers the tests look at.
     app->http("/echo", [](const windlass::Request& req, windlass::Response& res) {
-      res = windlass::Response::text(200, req.body);
-      res.header("X-Method", req.method);
+      res = windlass::Response::text(200, std::string(req.body));
+      res.header("X-Method", std::string(req.method));
       for (const char* name : {"x-test", "content-type", "user-agent", "expect"}) {
         res.header(std::string("X-Got-") + name, std::string(req.header(name).value_or("(none)")));
       }
