@@ -80,7 +80,7 @@ void check_network(std::string_view line, std::vector<IpNetwork>& out) {
 }
 
 IpAddress step(IpAddress a, bool up) {
-  for (int k = 15; k >= 0; --k) {
+  for (size_t k = 16; k-- > 0;) {
     if (up ? ++a.bytes[k] != 0 : a.bytes[k]-- != 0) break;
   }
   return a;

@@ -45,7 +45,7 @@ void BM_parse_chromium_upgrade(benchmark::State& state) {
     benchmark::DoNotOptimize(st);
     benchmark::DoNotOptimize(head);
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kChromiumUpgrade.size()));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(kChromiumUpgrade.size()));
 }
 BENCHMARK(BM_parse_chromium_upgrade);
 
@@ -63,7 +63,7 @@ void BM_parse_chromium_upgrade_in_pieces(benchmark::State& state) {
     benchmark::DoNotOptimize(st);
     benchmark::DoNotOptimize(head);
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kChromiumUpgrade.size()));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(kChromiumUpgrade.size()));
 }
 BENCHMARK(BM_parse_chromium_upgrade_in_pieces)->Arg(1)->Arg(16)->Arg(128);
 

@@ -27,7 +27,7 @@ void validate(benchmark::State& state, const std::string& text) {
       return;
     }
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * text.size()));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(text.size()));
 }
 
 void BM_Utf8Ascii16KiB(benchmark::State& state) {

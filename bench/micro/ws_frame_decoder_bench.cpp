@@ -68,8 +68,8 @@ void decode_frames(benchmark::State& state, Opcode op, size_t payload, size_t co
     }
   }
   benchmark::DoNotOptimize(sink.bytes);
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * buf.size()));
-  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * count));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(buf.size()));
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(count));
 }
 
 void BM_DecodeMaskedText20B(benchmark::State& state) {
@@ -106,7 +106,7 @@ void BM_Unmask16KiB(benchmark::State& state) {
     windlass::proto::apply_mask(buf.data() + misalign, 16 << 10, kKey);
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (16 << 10)));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>((16 << 10)));
 }
 BENCHMARK(BM_Unmask16KiB)->Arg(0)->Arg(3);
 

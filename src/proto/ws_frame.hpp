@@ -28,7 +28,7 @@ constexpr size_t kMaxControlPayload = 125;
 
 // Header size for a payload of `len` bytes (§5.2: 7-, 16- or 64-bit length).
 constexpr size_t frame_header_size(uint64_t len, bool masked) noexcept {
-  return (len < 126 ? 2 : len <= 0xffff ? 4 : 10) + (masked ? 4 : 0);
+  return (len < 126 ? size_t{2} : len <= 0xffff ? size_t{4} : size_t{10}) + (masked ? size_t{4} : size_t{0});
 }
 
 // Writes a frame header into `out` (at least kMaxFrameHeader bytes) and

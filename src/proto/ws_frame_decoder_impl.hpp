@@ -18,7 +18,7 @@ namespace frame_detail {
 // Size of the whole header announced by its second byte (§5.2).
 constexpr size_t header_size(uint8_t b1) noexcept {
   const uint8_t len7 = b1 & 0x7f;
-  return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((b1 & 0x80) != 0 ? 4 : 0);
+  return size_t{2} + (len7 == 126 ? size_t{2} : len7 == 127 ? size_t{8} : size_t{0}) + ((b1 & 0x80) != 0 ? size_t{4} : size_t{0});
 }
 
 // Everything the first two header bytes decide. The checks run in one fixed

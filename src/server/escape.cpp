@@ -90,7 +90,8 @@ void append_logfmt_value(std::string& out, std::string_view s) {
     return;
   }
   bool bare = true;
-  for (unsigned char c : s) {
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
     if (c <= 0x20 || c == '"' || c == '=' || c == '\\' || c >= 0x7f) {
       bare = false;
       break;
@@ -106,7 +107,8 @@ void append_logfmt_value(std::string& out, std::string_view s) {
 }
 
 void append_one_line(std::string& out, std::string_view s) {
-  for (unsigned char c : s) {
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
     if (c == '\n')
       out += "\\n";
     else if (c == '\r')

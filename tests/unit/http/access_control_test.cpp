@@ -216,7 +216,7 @@ IpAddress random_address(std::mt19937_64& rng, bool v4) {
   IpAddress a;
   for (auto& b : a.bytes) b = static_cast<uint8_t>(rng());
   if (v4) {
-    for (int k = 0; k < 10; ++k) a.bytes[k] = 0;
+    for (size_t k = 0; k < 10; ++k) a.bytes[k] = 0;
     a.bytes[10] = a.bytes[11] = 0xff;
     a.bytes[12] = static_cast<uint8_t>(rng() % 4);
   } else {
@@ -262,7 +262,7 @@ TEST(IpSet, agrees_with_a_linear_scan_over_thousands_of_random_rules) {
       case 1: a = n.last(); break;
       case 2:
         a = n.last();
-        for (int k = 15; k >= 0; --k) {
+        for (size_t k = 16; k-- > 0;) {
           if (++a.bytes[k] != 0) break;
         }
         break;

@@ -41,7 +41,7 @@ TEST(CpuCount, follows_the_affinity_mask_of_the_process) {
   ASSERT_EQ(sched_getaffinity(0, sizeof saved, &saved), 0);
   cpu_set_t one;
   CPU_ZERO(&one);
-  for (int i = 0; i < CPU_SETSIZE; ++i) {
+  for (size_t i = 0; i < CPU_SETSIZE; ++i) {
     if (CPU_ISSET(i, &saved)) {
       CPU_SET(i, &one);
       break;

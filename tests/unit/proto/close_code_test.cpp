@@ -27,11 +27,12 @@ TEST(CloseCode, allows_only_the_codes_rfc_6455_lets_an_endpoint_send) {
   // §7.4.1 defines 1000-1003 and 1007-1011; IANA added 1012-1014; §7.4.2
   // gives 3000-4999 to libraries and applications.
   for (uint16_t ok :
-       {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999}) {
+       std::initializer_list<uint16_t>{1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000,
+                                       3999, 4000, 4999}) {
     EXPECT_TRUE(is_valid_wire_close_code(ok)) << ok;
   }
   // 1004 is reserved; 1005, 1006 and 1015 are for local reporting only.
-  for (uint16_t bad : {0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535}) {
+  for (uint16_t bad : std::initializer_list<uint16_t>{0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535}) {
     EXPECT_FALSE(is_valid_wire_close_code(bad)) << bad;
   }
 }
@@ -75,7 +76,7 @@ TEST(CloseCode, parses_a_code_in_network_byte_order_and_a_reason) {
 
 TEST(CloseCode, rejects_a_code_not_allowed_on_the_wire) {
   ClosePayload p;
-  for (uint16_t code : {0, 999, 1004, 1005, 1006, 1015, 2999, 5000}) {
+  for (uint16_t code : std::initializer_list<uint16_t>{0, 999, 1004, 1005, 1006, 1015, 2999, 5000}) {
     EXPECT_EQ(parse_close_payload(body(code, "x"), p), ClosePayloadError::invalid_code) << code;
   }
 }
@@ -122,7 +123,7 @@ TEST(CloseCode, keeps_only_the_valid_utf8_prefix_of_a_reason) {
 }
 
 TEST(CloseCode, round_trips_through_build_and_parse) {
-  for (uint16_t code : {1000, 1001, 1003, 1007, 1011, 1014, 3000, 4999}) {
+  for (uint16_t code : std::initializer_list<uint16_t>{1000, 1001, 1003, 1007, 1011, 1014, 3000, 4999}) {
     for (std::string reason :
          {std::string(), std::string("x"), std::string(123, 'y'), std::string("\xF0\x9F\x98\x80 done")}) {
       const std::string out = built(code, reason);

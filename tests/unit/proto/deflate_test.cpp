@@ -588,7 +588,7 @@ TEST(Deflater, honours_an_agreed_8_bit_window_by_running_zlib_at_9) {
   // repeats 300 bytes apart would tempt a 512-byte window.
   const Bytes unit = random_bytes(300, 11);
   std::vector<Bytes> messages;
-  for (int i = 0; i < 8; ++i) messages.push_back(unit + unit.substr(0, 120 + 17 * i) + text_like(200, 12));
+  for (size_t i = 0; i < 8; ++i) messages.push_back(unit + unit.substr(0, 120 + 17 * i) + text_like(200, 12));
   Deflater d(deflater(false, 8));
   std::vector<Bytes> payloads;
   for (const Bytes& m : messages) payloads.push_back(compress(d, m));
@@ -646,7 +646,7 @@ TEST(DeflateRoundTrip, restores_random_message_sequences) {
     const int count = 1 + static_cast<int>(rng() % 6);
     for (int i = 0; i < count; ++i) {
       const size_t n = rng() % 5000;
-      messages.push_back(rng() % 3 == 0 ? random_bytes(n, rng()) : text_like(n, rng() % 4));
+      messages.push_back(rng() % 3 == 0 ? random_bytes(n, static_cast<uint32_t>(rng())) : text_like(n, rng() % 4));
     }
     expect_round_trip(messages, nct, bits, static_cast<int>(rng() % 10));
   }
@@ -761,7 +761,7 @@ TEST(Inflater, rejects_unflushed_data_that_leaves_the_stream_mid_byte) {
 TEST(Inflater, reports_the_same_error_for_any_split_of_random_garbage) {
   std::mt19937 rng(7);
   for (int round = 0; round < 200; ++round) {
-    const Bytes garbage = random_bytes(1 + rng() % 300, rng());
+    const Bytes garbage = random_bytes(1 + rng() % 300, static_cast<uint32_t>(rng()));
     const InflateRun whole = inflate_messages(inflater(false, 15, 2000), {garbage, garbage}, Split::whole);
     for (uint32_t seed = 1; seed <= 3; ++seed) {
       const InflateRun split =

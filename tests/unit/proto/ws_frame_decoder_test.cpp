@@ -256,7 +256,7 @@ TEST(FrameDecoder, stops_when_the_sink_returns_false_and_resumes_exactly) {
 // --- Header errors ---------------------------------------------------------
 
 TEST(FrameDecoder, rejects_rsv2_and_rsv3) {
-  for (uint8_t rsv : {0x20, 0x10, 0x30, 0x70}) {
+  for (uint8_t rsv : std::initializer_list<uint8_t>{0x20, 0x10, 0x30, 0x70}) {
     SCOPED_TRACE(static_cast<int>(rsv));
     expect_events(raw_frame(static_cast<uint8_t>(0x81 | rsv), "x"),
                   {Event::failure(FrameError::reserved_bits)});
@@ -490,7 +490,7 @@ TEST(FrameDecoder, rejects_a_close_payload_of_one_byte) {
 }
 
 TEST(FrameDecoder, rejects_close_codes_not_allowed_on_the_wire) {
-  for (uint16_t code : {0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535}) {
+  for (uint16_t code : std::initializer_list<uint16_t>{0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535}) {
     SCOPED_TRACE(code);
     expect_events(client_frame(Opcode::close, close_body(code, "r")),
                   {Event::failure(FrameError::close_invalid_code)});

@@ -125,25 +125,25 @@ TEST_F(PubSubTest, unsubscribed_and_closed_connections_receive_nothing_more) {
 
 TEST_F(PubSubTest, concurrent_publishers_deliver_every_message_exactly_once) {
   start(2);
-  constexpr int kClients = 10, kEach = 30;
+  constexpr size_t kClients = 10, kEach = 30;
   open_clients(kClients);
   std::vector<std::thread> senders;
-  for (int i = 0; i < kClients; ++i) {
+  for (size_t i = 0; i < kClients; ++i) {
     senders.emplace_back([&, i] {
-      for (int m = 0; m < kEach; ++m)
+      for (size_t m = 0; m < kEach; ++m)
         clients[i]->send_frame(Op::text, std::to_string(i) + ":" + std::to_string(m));
     });
   }
   for (auto& t : senders) t.join();
-  for (int i = 0; i < kClients; ++i) {
+  for (size_t i = 0; i < kClients; ++i) {
     std::multiset<std::string> got;
-    for (int k = 0; k < (kClients - 1) * kEach; ++k) {
+    for (size_t k = 0; k < (kClients - 1) * kEach; ++k) {
       auto f = clients[i]->read_frame();
       ASSERT_TRUE(f) << "client " << i << " after " << k;
       got.insert(f->payload);
     }
-    for (int j = 0; j < kClients; ++j) {
-      for (int m = 0; m < kEach; ++m) {
+    for (size_t j = 0; j < kClients; ++j) {
+      for (size_t m = 0; m < kEach; ++m) {
         EXPECT_EQ(got.count(std::to_string(j) + ":" + std::to_string(m)), j == i ? 0u : 1u);
       }
     }
