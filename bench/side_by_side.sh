@@ -16,9 +16,15 @@
 #   node-ws      node bench/peers/ws_server.mjs (needs node and npm ci's node_modules)
 #   beast        BUILD/bench/peers/windlass-peer-beast (built when Boost is installed)
 #   websocketpp  BUILD/bench/peers/windlass-peer-websocketpp (when websocketpp is)
+#   windlass-baseline  the same binaries from BASELINE_BUILD, another build
+#                directory of windlass (an earlier commit, say): before and
+#                after a change, measured in one run
 #   uws          $UWS_ECHO_BIN, a uWebSockets examples/EchoServer you built
-#                yourself (we build no third-party code); it listens on port
-#                9001 and only echoes, so it sits out the fan-out workloads
+#                yourself (we build no third-party code), listening on
+#                UWS_PORT (default 9001); for the fan-out workloads,
+#                $UWS_CHAT_BIN, a uWebSockets chat (every message to every
+#                other client through a topic) on UWS_CHAT_PORT (default
+#                UWS_PORT + 1); without it uws sits out fan-out
 #
 # Workloads (WORKLOADS, default all of these, run in this order):
 #   idle         memory per idle connection: IDLE_CONNECTIONS (10000) held
@@ -142,7 +148,8 @@ LOAD_CPU=${LOAD_CPU:-1}
 SERVER_NOFILE=${SERVER_NOFILE:-20000}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 OUT=${OUT:-$(mktemp -d /tmp/windlass-side-by-side.XXXXXX)}
-UWS_PORT=9001
+UWS_PORT=${UWS_PORT:-9001}
+UWS_CHAT_PORT=${UWS_CHAT_PORT:-$((UWS_PORT + 1))}
 if [ -z "${WORKLOADS:-}" ]; then
   WORKLOADS="100x20 1000x20 100x16384 1000x16384"
   [ "${EXTRA:-1}" = 0 ] || WORKLOADS="idle $WORKLOADS handshake"
@@ -157,13 +164,16 @@ unavailable() {
   case $1 in
     windlass) [ -x "$WINDLASS_ECHO" ] && [ -x "$WINDLASS_CHAT" ] ||
                 echo "no $WINDLASS_ECHO or $WINDLASS_CHAT (run 'make build', or set BUILD)" ;;
+    windlass-baseline) [ -n "${BASELINE_BUILD:-}" ] && [ -x "$BASELINE_BUILD/examples/echo/windlass-echo" ] &&
+                         [ -x "$BASELINE_BUILD/examples/chat/windlass-chat" ] ||
+                         echo "set BASELINE_BUILD to another windlass build directory" ;;
     node-ws) command -v node >/dev/null && [ -d "$root/node_modules/ws" ] ||
                echo "needs node and $root/node_modules/ws (scripts/install-deps.sh --with-test)" ;;
     beast | websocketpp) [ -x "$PEERS_DIR/windlass-peer-$1" ] ||
                            echo "no $PEERS_DIR/windlass-peer-$1 (is its library installed? see bench/peers/README.md)" ;;
     uws) [ -n "${UWS_ECHO_BIN:-}" ] && [ -x "$UWS_ECHO_BIN" ] ||
            echo "set UWS_ECHO_BIN to a uWebSockets EchoServer binary you built" ;;
-    *) echo "unknown server (known: windlass node-ws beast websocketpp uws)" ;;
+    *) echo "unknown server (known: windlass windlass-baseline node-ws beast websocketpp uws)" ;;
   esac
 }
 
@@ -175,7 +185,7 @@ if [ -n "${SERVERS:-}" ]; then
   done
 else
   servers=()
-  for s in windlass node-ws beast websocketpp uws; do
+  for s in windlass windlass-baseline node-ws beast websocketpp uws; do
     why=$(unavailable "$s")
     if [ -z "$why" ]; then servers+=("$s"); elif [ "$s" = windlass ]; then die "windlass: $why"; else say "leaving out $s: $why"; fi
   done
@@ -199,8 +209,16 @@ port_accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 start_server() {
   local name=$1 mode=$2 cmd log="$OUT/$1.$2.log"
   case $name in
-    windlass)
-      if [ "$mode" = echo ]; then cmd=("$WINDLASS_ECHO"); else cmd=("$WINDLASS_CHAT" --compression off); fi
+    windlass | windlass-baseline)
+      local b=$BUILD
+      [ "$name" = windlass-baseline ] && b=$BASELINE_BUILD
+      if [ "$name" = windlass ]; then
+        if [ "$mode" = echo ]; then cmd=("$WINDLASS_ECHO"); else cmd=("$WINDLASS_CHAT" --compression off); fi
+      elif [ "$mode" = echo ]; then
+        cmd=("$b/examples/echo/windlass-echo")
+      else
+        cmd=("$b/examples/chat/windlass-chat" --compression off)
+      fi
       # Its default cap of 10,000 connections would refuse the publisher of
       # fanout10000xK with 503; the peers have no cap at all.
       # shellcheck disable=SC2206 # WINDLASS_ARGS is a list of words
@@ -208,8 +226,10 @@ start_server() {
     node-ws) cmd=(node "$root/bench/peers/ws_server.mjs" 0 "$mode") ;;
     beast | websocketpp) cmd=("$PEERS_DIR/windlass-peer-$name" 0 "$mode") ;;
     uws)
-      port_accepts "$UWS_PORT" && die "port $UWS_PORT (uWebSockets' EchoServer) is already in use"
-      cmd=("$UWS_ECHO_BIN") ;;
+      local p=$UWS_PORT
+      [ "$mode" = chat ] && p=$UWS_CHAT_PORT
+      port_accepts "$p" && die "port $p (uWebSockets) is already in use"
+      if [ "$mode" = echo ]; then cmd=("$UWS_ECHO_BIN"); else cmd=("$UWS_CHAT_BIN"); fi ;;
   esac
   # taskset and bash exec into the server, so $! is the server's own pid.
   # shellcheck disable=SC2016 # expanded by the inner bash
@@ -219,7 +239,9 @@ start_server() {
   dead[$name]=
   for _ in $(seq 150); do
     if [ "$name" = uws ]; then
-      port_accepts "$UWS_PORT" && port_of[$name]=$UWS_PORT && return
+      local p=$UWS_PORT
+      [ "$mode" = chat ] && p=$UWS_CHAT_PORT
+      port_accepts "$p" && port_of[$name]=$p && return
     else
       port_of[$name]=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$log" | head -1)
       [ -n "${port_of[$name]}" ] && return
@@ -327,7 +349,11 @@ fi
 if [ "${#fanouts[@]}" -gt 0 ]; then
   servers_now=()
   for server in "${servers[@]}"; do
-    if [ "$server" = uws ]; then say "uws sits out fan-out: its EchoServer has no broadcast"; else servers_now+=("$server"); fi
+    if [ "$server" = uws ] && { [ -z "${UWS_CHAT_BIN:-}" ] || [ ! -x "$UWS_CHAT_BIN" ]; }; then
+      say "uws sits out fan-out: no UWS_CHAT_BIN"
+    else
+      servers_now+=("$server")
+    fi
   done
   for server in "${servers_now[@]}"; do start_server "$server" chat; done
   for w in "${fanouts[@]}"; do
