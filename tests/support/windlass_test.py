@@ -93,13 +93,18 @@ def executable(name):
     return path
 
 
-def server_binary():
+def server_binary(required=True):
     """windlass-server: WINDLASS_SERVER_BIN (an executable file), else
-    build/release of the source tree; None when there is neither."""
+    build/release of the source tree. When there is neither: exit with a
+    message saying so, or None if not `required`."""
     if os.environ.get("WINDLASS_SERVER_BIN"):
         return os.path.abspath(executable("WINDLASS_SERVER_BIN"))
     path = os.path.join(SOURCE_DIR, "build", "release", "src", "server", "windlass-server")
-    return path if os.access(path, os.X_OK) else None
+    if os.access(path, os.X_OK):
+        return path
+    if required:
+        raise SystemExit(f"{_NAME}: windlass-server not found: set WINDLASS_SERVER_BIN or build build/release")
+    return None
 
 
 def find_program(name):
@@ -536,10 +541,7 @@ def windlass_server(config, *args, name="windlass-server", env=None, wrapper=(),
     """A Server for windlass-server with `--config config` and `args`, in
     server_env() unless `env` is given; `wrapper` is a command it runs
     under (strace). start() adds --host and --port."""
-    binary = server_binary()
-    if binary is None:
-        raise SystemExit(f"{_NAME}: windlass-server not found: set WINDLASS_SERVER_BIN or build build/release")
-    return Server([*wrapper, binary, "--config", config, *args], name,
+    return Server([*wrapper, server_binary(), "--config", config, *args], name,
                   env=server_env() if env is None else env, **kwargs)
 
 
