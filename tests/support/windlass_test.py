@@ -187,7 +187,12 @@ def watchdog(seconds=WATCHDOG_S):
         print(f"\n{_NAME}: still running after {seconds} s, giving up; every thread's stack:",
               file=sys.stderr, flush=True)
         faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-        kill_all()
+        with _lock:
+            running = [p for p in _processes if p.alive()]
+        for p in running:
+            print(f"{p.name} (pid {p.pid}) was still running\n{p.stderr_text(2000)}", file=sys.stderr)
+        sys.stderr.flush()
+        _at_exit()
         os._exit(1)
 
     timer = threading.Timer(seconds, expire)
@@ -196,7 +201,7 @@ def watchdog(seconds=WATCHDOG_S):
     faulthandler.dump_traceback_later(seconds + 10, exit=True)
 
     def on_signal(signo, _frame):
-        kill_all()
+        _at_exit()
         os._exit(128 + signo)
 
     signal.signal(signal.SIGTERM, on_signal)
