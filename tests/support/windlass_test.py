@@ -150,7 +150,7 @@ def server_env(**overrides):
 
 _processes = []        # every Process started, for kill_all()
 _temp_dirs = []
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: the signal handler may run while the main thread holds it
 
 
 def kill_all():
@@ -248,7 +248,7 @@ def _signame(signo):
 
 
 def descendants(pid):
-    """Every live descendant of `pid`, children first (from /proc)."""
+    """Every live descendant of `pid` (from /proc)."""
     out, todo = [], [pid]
     while todo:
         parent = todo.pop()
@@ -265,6 +265,9 @@ def descendants(pid):
             out.extend(kids)
             todo.extend(kids)
     return out
+
+
+_DEFAULT = object()
 
 
 class Process:
@@ -290,7 +293,6 @@ class Process:
         self.expect_exit = expect_exit
         self.merge_output = merge_output
         self.proc = None
-        self.starts = 0
         self.log_path = None
         self.stdout_lines = []    # every stdout line so far (not with merge_output)
         self._lines = queue.Queue()
@@ -299,7 +301,6 @@ class Process:
 
     def launch(self, extra_args=()):
         """Starts the process without waiting for it to be ready."""
-        self.starts += 1
         self.log_path = _log_path(self.name)
         self.stdout_lines = []
         self._lines = queue.Queue()
@@ -372,7 +373,7 @@ class Process:
             self.kill()
             return None
 
-    def stop(self, timeout=None, expect="default", signal_it=True, signo=None):
+    def stop(self, timeout=None, expect=_DEFAULT, signal_it=True, signo=None):
         """Sends `signo` (the stop signal) unless `signal_it` is false (the
         test sent it), then expects exit code `expect` (default: the
         `expect_exit` given; None: any). Returns the exit code. A process
@@ -386,7 +387,7 @@ class Process:
                                      "before it was stopped\n" + self.stderr_text(20000))
             self.proc.send_signal(signo)
         code = self.wait(timeout, after=_signame(signo))
-        expect = self.expect_exit if expect == "default" else expect
+        expect = self.expect_exit if expect is _DEFAULT else expect
         if expect is not None and code != expect:
             raise AssertionError(f"{self.name} ended with {describe_exit(code)} after {_signame(signo)}, "
                                  f"expected {describe_exit(expect)}\n" + self.stderr_text(20000))
