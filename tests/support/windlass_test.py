@@ -13,7 +13,8 @@ runs `/usr/bin/python3 <script>` from the build folder):
 The pieces:
 
 - `env(name)`: a variable ctest sets, or exit with a message naming it;
-  `server_binary()`, `find_program()`, `require_programs()`.
+  `executable()`, `server_binary()`, `find_program()`, `require_programs()`
+  (a skip when one is missing), `sanitizer()`, `server_env()`.
 - `watchdog(seconds)`: past `seconds`, every thread's stack is dumped, every
   process started here is killed and the script exits 1, so a hang fails
   with a trace before ctest's timeout; SIGTERM and SIGINT also kill them.
@@ -24,11 +25,13 @@ The pieces:
   it. Every one is killed at exit.
 - `Server`: a windlass program (an example, windlass-server, a benchmark
   peer) whose ports come from its "listening on HOST:PORT" and
-  "listening on HOST:PORT (tls)" lines; `example()`, `windlass_server()`.
+  "listening on HOST:PORT (tls)" lines; `example()`, `windlass_server()`,
+  and `server_config()` for a config like deploy/windlass.toml.
 - `External`: any other program, ready when its port accepts and/or a check
   passes; `redis_server()`, `nginx()`, `supervisord()`.
-- `free_port()`, `wait_port()`, `temp_dir()`, `wait_until()`,
-  `http_request()`, `make_ca()`/`make_leaf()`, and for asyncio tests
+- `free_port()`, `wait_port()`, `temp_dir()` (removed at exit; kept with
+  WINDLASS_KEEP_TEMP=1), `write_file()`, `wait_until()`, `http_request()`,
+  `scrape_metric()`, `make_ca()`/`make_leaf()`, and for asyncio tests
   `run_async()`, `step()` and `assert_silent()`.
 - `run_tests()`: unittest with verbosity 2 on stdout, then a last line
   `NAME: N passed, M failed, K skipped` and the exit status.
