@@ -26,7 +26,7 @@ Checked:
 
 Run by ctest; by hand:
 
-    WINDLASS_SERVER_BIN=build/h11/src/server/windlass-server \
+    WINDLASS_SERVER_BIN=build/release/src/server/windlass-server \
     WINDLASS_SOURCE_DIR=$PWD /usr/bin/python3 tests/integration/deploy_nginx_test.py
 """
 

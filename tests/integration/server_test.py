@@ -14,7 +14,7 @@ Run by ctest with WINDLASS_SERVER_BIN and WINDLASS_SOURCE_DIR set; by hand:
     WINDLASS_SERVER_BIN=build/release/src/server/windlass-server \
     WINDLASS_SOURCE_DIR=$PWD /usr/bin/python3 tests/integration/server_test.py
 
-Without WINDLASS_SERVER_BIN it looks in build/release and build/h9, and
+Without WINDLASS_SERVER_BIN it looks in build/release, and
 skips (exit 0, saying so) when there is no binary.
 """
 
