@@ -22,68 +22,30 @@ import json
 import os
 import re
 import selectors
-import signal
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
-import time
 import unittest
 
-LISTENING = re.compile(r"^listening on 127\.0\.0\.1:(\d+)$")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "support"))
+import windlass_test as wt  # noqa: E402
+
 SUBSCRIBERS = 50
 BURST = 8
 
-
-def binary(name):
-    path = os.environ.get(name)
-    if not path or not os.access(path, os.X_OK):
-        # Registered only where windlass-load is built: a missing binary is
-        # a broken setup, never a reason to pass.
-        raise SystemExit(f"load_generator_test: {name}={path!r} is not an executable file")
-    return path
+# Registered only where windlass-load is built: a missing binary is a
+# broken setup, never a reason to pass.
+LOAD = wt.executable("WINDLASS_LOAD_BIN")
+CHAT = wt.executable("WINDLASS_CHAT_BIN")
+ECHO = wt.executable("WINDLASS_ECHO_BIN")
 
 
-LOAD = binary("WINDLASS_LOAD_BIN")
-CHAT = binary("WINDLASS_CHAT_BIN")
-ECHO = binary("WINDLASS_ECHO_BIN")
-
-
-class Server:
+def start_server(path, *args):
     """A server on a free port; its stderr (a line per connection for the
-    chat) goes to a file, shown when a test fails."""
-
-    def __init__(self, path, *args):
-        self.log = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen([path, "--host", "127.0.0.1", "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            m = LISTENING.match(line.strip())
-            if m:
-                self.port = int(m.group(1))
-                return
-            if not line:
-                break
-        self.proc.kill()
-        raise RuntimeError(f"{path} did not start: {self.stderr()}")
-
-    def stderr(self):
-        self.log.seek(0)
-        return self.log.read()[-2000:]
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
-        self.log.close()
+    chat) goes to a file, shown when a test fails; stop() expects exit 0."""
+    return wt.Server([path, *args], start_timeout=10, stop_timeout=10).start()
 
 
 class FaultyRelay:
@@ -192,11 +154,11 @@ def run_load(*args):
 
 class FanoutTest(unittest.TestCase):
     def test_chat_delivers_every_message_to_every_subscriber(self):
-        chat = Server(CHAT, "--compression", "off", "--threads", "2")
+        chat = start_server(CHAT, "--compression", "off", "--threads", "2")
         try:
             rc, r, err = run_load("fanout", "--port", str(chat.port), "--connections", str(SUBSCRIBERS),
                                   "--size", "32", "--burst", str(BURST), "--duration", "1",
-                                  "--warmup", "0.5", "--server-pid", str(chat.proc.pid))
+                                  "--warmup", "0.5", "--server-pid", str(chat.pid))
         finally:
             chat.stop()
         context = f"report {r}, load stderr {err!r}"
@@ -218,7 +180,7 @@ class FanoutTest(unittest.TestCase):
         self.assertEqual(r["server_close_codes"], {"1000": SUBSCRIBERS + 1}, context)
 
     def test_a_server_that_echoes_to_the_sender_fails_the_run(self):
-        echo = Server(ECHO)
+        echo = start_server(ECHO)
         try:
             rc, r, err = run_load("fanout", "--port", str(echo.port), "--connections", "5", "--size", "16",
                                   "--duration", "1", "--warmup", "0")
@@ -256,7 +218,7 @@ class FanoutTest(unittest.TestCase):
 
 class EchoTest(unittest.TestCase):
     def test_counted_echo(self):
-        echo = Server(ECHO)
+        echo = start_server(ECHO)
         try:
             rc, r, err = run_load("echo", "--port", str(echo.port), "--connections", "50", "--count", "50")
         finally:
@@ -272,8 +234,5 @@ class EchoTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    result = unittest.main(exit=False, verbosity=2).result
-    failed = len(result.failures) + len(result.errors)
-    passed = max(0, result.testsRun - failed - len(result.skipped))
-    print(f"load_generator_test: {passed} passed, {failed} failed, {len(result.skipped)} skipped")
-    sys.exit(0 if result.wasSuccessful() and result.testsRun > 0 else 1)
+    wt.watchdog(50)  # ctest's timeout for this test is 60 s
+    wt.run_tests()

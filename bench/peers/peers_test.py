@@ -12,62 +12,44 @@ bench/side_by_side.sh compare against a broken server, so each built peer
 
 Run by ctest (bench.peers) with WINDLASS_PEER_BEAST_BIN and
 WINDLASS_PEER_WEBSOCKETPP_BIN for the peers that are built and
-WINDLASS_SOURCE_DIR; a peer without its variable is skipped.
+WINDLASS_SOURCE_DIR; a peer without its variable is skipped. By hand:
+
+    WINDLASS_PEER_BEAST_BIN=build/release/bench/peers/windlass-peer-beast \
+    WINDLASS_PEER_WEBSOCKETPP_BIN=build/release/bench/peers/windlass-peer-websocketpp \
+    /usr/bin/python3 bench/peers/peers_test.py
 """
 
 import asyncio
 import os
-import re
-import select
 import signal
-import subprocess
+import sys
 import unittest
 
 import websockets
 
-STEP_TIMEOUT_S = 10
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "support"))
+import windlass_test as wt  # noqa: E402
+from windlass_test import STEP_TIMEOUT_S  # noqa: E402
+
 QUIET_S = 0.3
 BIG = 16 << 20  # the peers' message size limit, as windlass-echo's
-LISTENING = re.compile(rb"^listening on 127\.0\.0\.1:(\d+)\n$")
 
 
 def peers():
-    source = os.environ.get("WINDLASS_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-    found = {"node-ws": ["node", os.path.join(source, "bench", "peers", "ws_server.mjs")]}
+    found = {"node-ws": ["node", os.path.join(wt.SOURCE_DIR, "bench", "peers", "ws_server.mjs")]}
     for name, var in [("beast", "WINDLASS_PEER_BEAST_BIN"), ("websocketpp", "WINDLASS_PEER_WEBSOCKETPP_BIN")]:
         found[name] = [os.environ[var]] if os.environ.get(var) else None
     return found
 
 
-class Peer:
-    """One peer process on a port of its choosing, stopped by a signal."""
-
-    def __init__(self, argv, mode):
-        self.proc = subprocess.Popen(argv + ["0", mode], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     start_new_session=True)
-        ready, _, _ = select.select([self.proc.stdout], [], [], STEP_TIMEOUT_S)
-        line = self.proc.stdout.readline() if ready else b""
-        m = LISTENING.match(line)
-        if not m:
-            self.proc.kill()
-            raise AssertionError(f"{argv} {mode}: expected 'listening on 127.0.0.1:PORT', got {line!r}")
-        self.url = f"ws://127.0.0.1:{int(m.group(1))}/"
-
-    def stop(self, sig):
-        if self.proc.poll() is not None:
-            raise AssertionError(f"the peer died early with {self.proc.returncode}")
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(STEP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise AssertionError(f"the peer was still running {STEP_TIMEOUT_S} s after {sig!r}") from None
-        finally:
-            self.proc.stdout.close()
+def start_peer(argv, mode):
+    """One peer process on a port of its choosing (`PEER 0 MODE`), stopped by a signal."""
+    return wt.Server(argv + ["0", mode], f"{os.path.basename(argv[-1])} {mode}", listen_args=False,
+                     start_timeout=STEP_TIMEOUT_S, stop_timeout=STEP_TIMEOUT_S).start()
 
 
 async def step(awaitable):
-    return await asyncio.wait_for(awaitable, STEP_TIMEOUT_S)
+    return await wt.step(awaitable, "a step")
 
 
 async def connect(url):
@@ -86,12 +68,12 @@ class PeerTest:
             self.skipTest(f"the {self.name} peer is not built")
 
     def test_echo_returns_each_message_as_sent(self):
-        peer = Peer(self.argv, "echo")
+        peer = start_peer(self.argv, "echo")
         messages = ["hello", "ünïcødé 🚀", "", b"\x00\x01\xfe\xff", b"", bytes(range(256)) * 300,
                     "x" * 70000, b"\x5a" * BIG]
 
         async def body():
-            ws = await connect(peer.url)
+            ws = await connect(peer.url())
             for message in messages:
                 await step(ws.send(message))
                 got = await step(ws.recv())
@@ -102,10 +84,10 @@ class PeerTest:
         try:
             asyncio.run(body())
         finally:
-            self.assertEqual(peer.stop(signal.SIGTERM), 0)
+            peer.stop(signo=signal.SIGTERM)
 
     def test_chat_relays_to_every_other_client_and_not_the_sender(self):
-        peer = Peer(self.argv, "chat")
+        peer = start_peer(self.argv, "chat")
 
         async def silent(ws):
             try:
@@ -115,7 +97,7 @@ class PeerTest:
             self.fail(f"the sender got its own message back: {message[:40]!r}")
 
         async def body():
-            a, b, c = [await connect(peer.url) for _ in range(3)]
+            a, b, c = [await connect(peer.url()) for _ in range(3)]
             for sender, others, message in [(a, (b, c), "from a"), (b, (a, c), b"\x00from b\xff"),
                                             (c, (a, b), "y" * 100000)]:
                 await step(sender.send(message))
@@ -129,7 +111,7 @@ class PeerTest:
         try:
             asyncio.run(body())
         finally:
-            self.assertEqual(peer.stop(signal.SIGINT), 0)
+            peer.stop(signo=signal.SIGINT)
 
 
 class BeastTest(PeerTest, unittest.TestCase):
@@ -145,4 +127,5 @@ class NodeWsTest(PeerTest, unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    wt.watchdog(50)  # ctest's timeout for this test is 60 s
+    wt.run_tests()

@@ -57,11 +57,13 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 import traceback
 import zlib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import windlass_test as wt  # noqa: E402
+from windlass_test import describe_exit  # noqa: E402
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -2776,95 +2778,54 @@ def register_compression(suite):
 # The run
 
 
-class Server:
+class Server(wt.Server):
     """An echo server: one this script starts (proc_managed), or one already running."""
 
+    addr = None  # (host, port); set by hand for a server already running
+
     def __init__(self, name, mode, args=(), suffix=""):
-        self.name = name          # 'main', 'shared', 'per-connection', 'bomb'
+        super().__init__([], name)  # the binary is known once the suite is configured
         self.mode = mode          # its --compression: off, shared, per-connection; 'any' for a running server
         self.args = list(args)
         self.suffix = suffix      # appended to the ids of the compression cases run against it
-        self.proc = None
-        self.addr = None
-        self.stderr_file = None
         self.proc_managed = True
         self.bomb_bound_mib = 0
         self.header = ""
 
     def start(self, binary, scale, sanitizer):
-        self.stderr_file = tempfile.TemporaryFile()
-        argv = [binary, "--host", "127.0.0.1", "--port", "0", *self.args]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.stderr_file)
-        line = self._first_line(10 * scale)
-        m = re.fullmatch(r"listening on 127\.0\.0\.1:(\d+)", line.strip()) if line is not None else None
-        if not m:
-            self.proc.kill()
-            self.proc.wait()
-            raise SystemExit(f"server did not print 'listening on 127.0.0.1:PORT' (got {line!r}, "
-                             f"exit {self.proc.returncode}); stderr:\n{self.stderr_tail()}")
-        self.addr = ("127.0.0.1", int(m.group(1)))
-        threading.Thread(target=self._drain_stdout, daemon=True).start()
+        self.argv = [binary, *self.args]
+        self.start_timeout = 10 * scale
+        try:
+            super().start()
+        except AssertionError as e:
+            raise SystemExit(f"server {self.name} did not start: {e}") from None
+        self.addr = ("127.0.0.1", self.port)
         label = "server" if self.name == "main" else f"server {self.name}"
         self.header = (f"{label}: {' '.join([binary, *self.args])} (pid {self.proc.pid}"
                        f"{', ' + sanitizer if sanitizer else ''}) on {self.addr[0]}:{self.addr[1]}")
 
-    def _first_line(self, timeout):
-        fd = self.proc.stdout.fileno()
-        data = b""
-        end = time.monotonic() + timeout
-        while b"\n" not in data:
-            t = end - time.monotonic()
-            if t <= 0:
-                return None
-            r, _, _ = select.select([fd], [], [], t)
-            if r:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    return data.decode(errors="replace") or None
-                data += chunk
-        return data.split(b"\n", 1)[0].decode(errors="replace")
-
-    def _drain_stdout(self):
-        try:
-            while os.read(self.proc.stdout.fileno(), 65536):
-                pass
-        except OSError:
-            pass
-
     def stderr_tail(self, n=20):
-        if self.stderr_file is None:
-            return ""
-        self.stderr_file.seek(0)
-        lines = self.stderr_file.read().decode(errors="replace").splitlines()
-        return "\n".join(lines[-n:])
+        return "\n".join(self.log_text().splitlines()[-n:])
 
     def sanitizer_report(self):
-        if self.stderr_file is None:
-            return ""
-        self.stderr_file.seek(0)
-        text = self.stderr_file.read().decode(errors="replace")
-        m = re.search(r"(ERROR: \w+Sanitizer.*|runtime error: .*|WARNING: ThreadSanitizer.*)", text)
+        m = re.search(r"(ERROR: \w+Sanitizer.*|runtime error: .*|WARNING: ThreadSanitizer.*)", self.log_text())
         return m.group(1)[:200] if m else ""
 
     def peak_rss_kib(self):
         try:
-            with open(f"/proc/{self.proc.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1])
-        except OSError:
+            return self.status_kib("VmHWM")
+        except (OSError, AssertionError):
             return None
-        return None
 
     def alive(self):
         return self.proc is None or self.proc.poll() is None
 
     def wait_exit(self, timeout):
+        """The exit status, or None when still running after `timeout` (then killed)."""
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.kill()
             return None
 
     def stop(self, scale=None):
@@ -2872,8 +2833,7 @@ class Server:
         scale = scale or SCALE[0]
         if self.proc.poll() is not None:
             return f"server died during the run ({describe_exit(self.proc.returncode)})"
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.wait_exit(10 * scale)
+        rc = self.terminate(10 * scale)
         if rc is None:
             return f"server still running {10 * scale:.0f} s after SIGTERM (killed)"
         if rc != 0:
@@ -2903,7 +2863,6 @@ class Suite:
     # The main server, as the cases of families 1-11 use it.
     proc = property(lambda self: self.main.proc)
     addr = property(lambda self: self.main.addr)
-    stderr_file = property(lambda self: self.main.stderr_file)
 
     def configure(self, listing=False):
         """Reads the environment; decides which servers there are (none started yet)."""
@@ -2932,14 +2891,10 @@ class Suite:
         binary = os.environ.get("WINDLASS_ECHO_BIN")
         if binary:
             try:
-                with open(binary, "rb") as f:
-                    blob = f.read()
+                kind = wt.sanitizer(binary)
             except OSError as e:
                 raise SystemExit(f"cannot read {binary}: {e}")
-            if b"__asan_init" in blob:
-                self.sanitizer = "ASan"
-            elif b"__tsan_init" in blob:
-                self.sanitizer = "TSan"
+            self.sanitizer = kind if kind in ("ASan", "TSan") else ""
         elif not listing:
             raise SystemExit("set WINDLASS_ECHO_BIN (echo server binary) or WINDLASS_CONFORMANCE_URL (host:port)")
         self.binary = binary
@@ -2993,14 +2948,6 @@ class Suite:
 
     def stop(self):
         return self.main.stop(self.scale)
-
-
-def describe_exit(rc):
-    if rc is None:
-        return "still running"
-    if rc < 0:
-        return f"killed by signal {-rc} ({signal.Signals(-rc).name})"
-    return f"exit status {rc}"
 
 
 def run_case(suite, c):
@@ -3057,12 +3004,15 @@ def main():
             print(f"{c.id}\t{c.title}\t{c.expect}")
         print(f"{len(selected)} cases")
         return 0
+    # ctest kills the run at 300 s; stop starting cases well before that so
+    # a server that hangs every case still gets a report, and give up (with
+    # every thread's stack) before ctest does.
+    budget = float(os.environ.get("WINDLASS_CONFORMANCE_TOTAL_BUDGET", "240"))
+    wt.watchdog(budget + 40)
     suite.start({c.target for c in selected if c.target is not None})
     jobs = int(os.environ.get("WINDLASS_CONFORMANCE_JOBS", "8"))
     t0 = time.monotonic()
-    # ctest kills the run at 300 s; stop starting cases well before that so
-    # a server that hangs every case still gets a report.
-    suite.global_deadline = t0 + float(os.environ.get("WINDLASS_CONFORMANCE_TOTAL_BUDGET", "240"))
+    suite.global_deadline = t0 + budget
 
     light = [c for c in selected if c.phase == "light"]
     print(f"conformance: running {len(selected)} cases against {suite.addr[0]}:{suite.addr[1]}"
@@ -3081,9 +3031,8 @@ def main():
             problem = suite.stop()
             if problem:
                 stop_problems.append(("server stop", problem))
-        elif suite.proc.poll() is None:
-            suite.proc.kill()
-            suite.proc.wait()
+        else:
+            suite.main.kill()
     for srv in suite.extra:
         if srv.proc is not None and srv.proc.returncode is None:
             problem = srv.stop(suite.scale)

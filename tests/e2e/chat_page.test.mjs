@@ -8,113 +8,23 @@
 // Run by ctest with WINDLASS_CHAT_BIN and WINDLASS_SOURCE_DIR set;
 // playwright-core is installed in <repo>/node_modules by npm ci. Screenshots
 // go to the system temp folder (WINDLASS_SCREENSHOT_DIR overrides), never the repo.
+// By hand:
+//
+//   WINDLASS_CHAT_BIN=build/release/examples/chat/windlass-chat node tests/e2e/chat_page.test.mjs
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
+import { CHAT_PUBLIC, STEP_TIMEOUT_MS, example, launchChromium, watchdog } from '../support/harness.mjs';
 
-const STEP_TIMEOUT_MS = 10_000;
-const START_TIMEOUT_MS = 15_000;
-const STOP_TIMEOUT_MS = 10_000;
 const RECONNECT_BUDGET_MS = 10_000;
-const CHROMIUM = process.env.WINDLASS_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic',
-  '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-function env(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set (ctest sets it)`);
-  return value;
-}
+watchdog();
 
-const SOURCE_DIR = env('WINDLASS_SOURCE_DIR');
-const PUBLIC_DIR = path.join(SOURCE_DIR, 'examples', 'chat', 'public');
-// NODE_PATH does not apply to ESM imports; resolve from the repo's node_modules.
-const require = createRequire(path.join(SOURCE_DIR, 'package.json'));
-const { chromium } = require('playwright-core');
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-// ---------------------------------------------------------------------------
-// The server process
-
-const children = new Set();
-process.on('exit', () => {
-  for (const child of children) {
-    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ }
-  }
-});
-
-class ChatServer {
-  constructor() { this.stderr = ''; this.port = 0; }
-
-  async start(port = 0) {
-    const child = spawn(env('WINDLASS_CHAT_BIN'),
-      ['--public', PUBLIC_DIR, '--host', '127.0.0.1', '--port', String(port)],
-      { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    this.child = child;
-    children.add(child);
-    this.exited = new Promise((resolve) => {
-      child.on('exit', (code, signal) => { children.delete(child); resolve({ code, signal }); });
-    });
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (chunk) => { this.stderr = (this.stderr + chunk).slice(-8000); });
-    const lines = readline.createInterface({ input: child.stdout });
-    const listening = new Promise((resolve, reject) => {
-      lines.once('line', (line) => {
-        const m = /^listening on 127\.0\.0\.1:(\d+)$/.exec(line.trimEnd());
-        if (m) resolve(Number(m[1]));
-        else reject(new Error(`unexpected first line on stdout: ${JSON.stringify(line)}`));
-      });
-      child.on('error', reject);
-      this.exited.then(({ code, signal }) =>
-        reject(new Error(`windlass-chat exited (${code ?? signal}) before it was listening\n${this.stderr}`)));
-    });
-    lines.on('line', () => {}); // keep draining stdout
-    try {
-      this.port = await withTimeout(listening, START_TIMEOUT_MS, "windlass-chat 'listening on' line");
-    } catch (err) {
-      this.kill();
-      throw err;
-    }
-    if (port) assert.equal(this.port, port, `asked for port ${port}`);
-    return this;
-  }
-
-  get origin() { return `http://127.0.0.1:${this.port}`; }
-
-  alive() { return this.child && this.child.exitCode === null && this.child.signalCode === null; }
-
-  async stop() {
-    if (!this.child) return;
-    if (this.alive()) this.child.kill('SIGTERM');
-    let result;
-    try {
-      result = await withTimeout(this.exited, STOP_TIMEOUT_MS, 'windlass-chat exit after SIGTERM');
-    } catch (err) {
-      this.kill();
-      throw new Error(`${err.message}\n${this.stderr}`);
-    }
-    assert.deepEqual(result, { code: 0, signal: null },
-      `windlass-chat should exit 0 after SIGTERM\n--- stderr ---\n${this.stderr}`);
-  }
-
-  kill() {
-    if (this.alive()) {
-      try { process.kill(-this.child.pid, 'SIGKILL'); } catch { /* already gone */ }
-    }
-  }
+function chatServer() {
+  return example('WINDLASS_CHAT_BIN', ['--public', CHAT_PUBLIC], { name: 'windlass-chat' });
 }
 
 // ---------------------------------------------------------------------------
@@ -171,9 +81,8 @@ describe('chat page in Chromium', { timeout: 180_000 }, () => {
   let two;
 
   before(async () => {
-    server = await new ChatServer().start();
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS,
-      timeout: 30_000 });
+    server = await chatServer().start();
+    browser = await launchChromium();
   });
 
   // The steps build on each other; after a failed step, say so plainly
@@ -189,7 +98,7 @@ describe('chat page in Chromium', { timeout: 180_000 }, () => {
   });
 
   it('has no HTML sinks in its source', () => {
-    const html = readFileSync(path.join(PUBLIC_DIR, 'index.html'), 'utf8');
+    const html = readFileSync(path.join(CHAT_PUBLIC, 'index.html'), 'utf8');
     for (const sink of ['innerHTML', 'outerHTML', 'insertAdjacentHTML', 'document.write', 'srcdoc']) {
       assert.ok(!html.includes(sink), `index.html uses ${sink}`);
     }
@@ -256,7 +165,7 @@ describe('chat page in Chromium', { timeout: 180_000 }, () => {
     // Stay down long enough for a few refused attempts, so the backoff grows.
     await one.page.waitForTimeout(1500);
 
-    server = await new ChatServer().start(port);
+    server = await chatServer().start({ port });
     const restarted = Date.now();
     await Promise.all([one, two].map((p) => waitForState(p.page, 'connected', RECONNECT_BUDGET_MS)));
     console.log(`# both pages reconnected ${Date.now() - restarted} ms after the restart`);

@@ -5,123 +5,23 @@
 // process left behind by a failure is killed when this process exits.
 //
 // Run by ctest with WINDLASS_CHAT_BIN, WINDLASS_ECHO_BIN and
-// WINDLASS_SOURCE_DIR set (`ws` is installed in <repo>/node_modules by npm ci).
+// WINDLASS_SOURCE_DIR set (`ws` is installed in <repo>/node_modules by npm ci);
+// by hand:
+//
+//   WINDLASS_CHAT_BIN=build/release/examples/chat/windlass-chat \
+//   WINDLASS_ECHO_BIN=build/release/examples/echo/windlass-echo \
+//   node tests/integration/chat_node.test.mjs
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import readline from 'node:readline';
+import {
+  CHAT_PUBLIC, QUIET_MS, STEP_TIMEOUT_MS, example, requireFromRepo, sleep, watchdog, withTimeout,
+} from '../support/harness.mjs';
 
-const STEP_TIMEOUT_MS = 10_000;
-const QUIET_MS = 500;
-const START_TIMEOUT_MS = 15_000;
-const STOP_TIMEOUT_MS = 10_000;
 const TEST_TIMEOUT_MS = 60_000;
 
-function env(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set (ctest sets it)`);
-  return value;
-}
-
-// NODE_PATH does not apply to ESM imports; resolve `ws` from the repo's own
-// node_modules, the one package-lock.json pins.
-const require = createRequire(path.join(env('WINDLASS_SOURCE_DIR'), 'package.json'));
-const WebSocket = require('ws');
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// ---------------------------------------------------------------------------
-// Server processes
-
-const children = new Set();
-process.on('exit', () => {
-  for (const child of children) {
-    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ }
-  }
-});
-
-class Server {
-  constructor(argv, name) {
-    this.argv = argv;
-    this.name = name;
-    this.stderr = '';
-    this.port = 0;
-  }
-
-  async start(port = 0) {
-    const [bin, ...rest] = this.argv;
-    const child = spawn(bin, [...rest, '--host', '127.0.0.1', '--port', String(port)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true, // its own process group, so the cleanup reaches any child of it
-    });
-    this.child = child;
-    children.add(child);
-    this.exited = new Promise((resolve) => {
-      child.on('exit', (code, signal) => { children.delete(child); resolve({ code, signal }); });
-    });
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (chunk) => { this.stderr = (this.stderr + chunk).slice(-8000); });
-    const lines = readline.createInterface({ input: child.stdout });
-    const listening = new Promise((resolve, reject) => {
-      lines.once('line', (line) => {
-        const m = /^listening on 127\.0\.0\.1:(\d+)$/.exec(line.trimEnd());
-        if (m) resolve(Number(m[1]));
-        else reject(new Error(`${this.name}: unexpected first line on stdout: ${JSON.stringify(line)}`));
-      });
-      child.on('error', reject);
-      this.exited.then(({ code, signal }) =>
-        reject(new Error(`${this.name} exited (${code ?? signal}) before it was listening\n${this.stderr}`)));
-    });
-    // Keep reading stdout so that a chatty server never blocks on a full pipe.
-    lines.on('line', () => {});
-    try {
-      this.port = await withTimeout(listening, START_TIMEOUT_MS, `${this.name} 'listening on' line`);
-    } catch (err) {
-      this.kill();
-      throw err;
-    }
-    if (port) assert.equal(this.port, port, `asked for port ${port}`);
-    return this;
-  }
-
-  get url() { return `ws://127.0.0.1:${this.port}/`; }
-
-  alive() { return this.child && this.child.exitCode === null && this.child.signalCode === null; }
-
-  signal(name = 'SIGTERM') { this.child.kill(name); }
-
-  // SIGTERM (unless already sent), then a clean exit 0 within STOP_TIMEOUT_MS.
-  async stop({ signal = true } = {}) {
-    if (!this.child) return;
-    if (signal && this.alive()) this.child.kill('SIGTERM');
-    let result;
-    try {
-      result = await withTimeout(this.exited, STOP_TIMEOUT_MS, `${this.name} exit after SIGTERM`);
-    } catch (err) {
-      this.kill();
-      throw new Error(`${err.message}\n${this.stderr}`);
-    }
-    assert.deepEqual(result, { code: 0, signal: null },
-      `${this.name} should exit 0 after SIGTERM\n--- stderr ---\n${this.stderr}`);
-  }
-
-  kill() {
-    if (this.alive()) {
-      try { process.kill(-this.child.pid, 'SIGKILL'); } catch { /* already gone */ }
-    }
-  }
-}
+watchdog();
+const WebSocket = requireFromRepo('ws');
 
 // ---------------------------------------------------------------------------
 // A client that queues what it receives, so a test reads messages in order.
@@ -204,8 +104,7 @@ async function closeAll(...clients) {
 }
 
 function chatServer(name = 'windlass-chat') {
-  const publicDir = path.join(env('WINDLASS_SOURCE_DIR'), 'examples', 'chat', 'public');
-  return new Server([env('WINDLASS_CHAT_BIN'), '--public', publicDir], name);
+  return example('WINDLASS_CHAT_BIN', ['--public', CHAT_PUBLIC], { name });
 }
 
 // ---------------------------------------------------------------------------
@@ -298,7 +197,7 @@ describe('windlass-chat with ws clients', { timeout: 4 * TEST_TIMEOUT_MS }, () =
 
 describe('windlass-echo with ws clients', { timeout: 4 * TEST_TIMEOUT_MS }, () => {
   let server;
-  before(async () => { server = await new Server([env('WINDLASS_ECHO_BIN')], 'windlass-echo').start(); });
+  before(async () => { server = await example('WINDLASS_ECHO_BIN', [], { name: 'windlass-echo' }).start(); });
   after(async () => { if (server) await server.stop(); });
 
   const opts = { timeout: TEST_TIMEOUT_MS };
@@ -363,7 +262,7 @@ describe('windlass-echo with ws clients', { timeout: 4 * TEST_TIMEOUT_MS }, () =
 describe('shutdown', { timeout: 2 * TEST_TIMEOUT_MS }, () => {
   for (const [name, make] of [
     ['windlass-chat', () => chatServer('windlass-chat (shutdown)')],
-    ['windlass-echo', () => new Server([env('WINDLASS_ECHO_BIN')], 'windlass-echo (shutdown)')],
+    ['windlass-echo', () => example('WINDLASS_ECHO_BIN', [], { name: 'windlass-echo (shutdown)' })],
   ]) {
     it(`${name}: SIGTERM closes every client with 1001 and exits 0`, { timeout: TEST_TIMEOUT_MS }, async () => {
       const server = await make().start();

@@ -16,138 +16,18 @@ WINDLASS_SOURCE_DIR set; by hand:
 """
 
 import asyncio
-import faulthandler
-import http.client
 import os
-import queue
-import re
 import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import unittest
 
 import websockets
 
-# ctest kills the test at 300 s; dump every thread and exit well before that
-# so that a hang shows where it hung.
-WATCHDOG_S = 240
-STEP_TIMEOUT_S = 10      # any single connect / send / recv / close
-QUIET_S = 0.5            # how long "nothing arrives" is watched for
-START_TIMEOUT_S = 15
-STOP_TIMEOUT_S = 10
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import windlass_test as wt  # noqa: E402
+from windlass_test import STEP_TIMEOUT_S, assert_silent, run_async as run, step  # noqa: E402
+
 CHAT_MAX_MESSAGE = 64 * 1024
-
-LISTENING = re.compile(r"^listening on 127\.0\.0\.1:(\d+)$")
-
-
-def _env(name):
-    value = os.environ.get(name)
-    if not value:
-        raise SystemExit(f"chat_python_test: {name} is not set (ctest sets it)")
-    return value
-
-
-class Server:
-    """One server process: started, its port read, stopped with SIGTERM."""
-
-    _all = []
-
-    def __init__(self, argv, name):
-        self.argv = argv
-        self.name = name
-        self.proc = None
-        self.port = None
-        self.stderr = tempfile.TemporaryFile()
-        self._lines = queue.Queue()
-
-    def start(self, port=0):
-        argv = self.argv + ["--host", "127.0.0.1", "--port", str(port)]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self.stderr, start_new_session=True)
-        Server._all.append(self)
-        # Keep reading stdout for the life of the process so that a chatty
-        # server can never block on a full pipe.
-        threading.Thread(target=self._pump, args=(self.proc.stdout,), daemon=True).start()
-        try:
-            while True:
-                line = self._lines.get(timeout=START_TIMEOUT_S)
-                if line is None:
-                    raise AssertionError(
-                        f"{self.name} exited with {self.proc.wait()} before it was listening\n"
-                        + self.stderr_text())
-                m = LISTENING.match(line.rstrip("\r\n"))
-                if m:
-                    self.port = int(m.group(1))
-                    break
-                raise AssertionError(f"{self.name}: unexpected first line on stdout: {line!r}")
-        except queue.Empty:
-            self.kill()
-            raise AssertionError(f"{self.name}: no 'listening on' line within {START_TIMEOUT_S} s\n"
-                                 + self.stderr_text())
-        if port:
-            assert self.port == port, f"asked for port {port}, got {self.port}"
-        return self
-
-    def _pump(self, stream):
-        for raw in stream:
-            self._lines.put(raw.decode("utf-8", "replace"))
-        self._lines.put(None)
-
-    @property
-    def url(self):
-        return f"ws://127.0.0.1:{self.port}/"
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, signal_it=True):
-        """SIGTERM, then expect a clean exit 0 within STOP_TIMEOUT_S."""
-        if self.proc is None:
-            return None
-        if signal_it and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"{self.name} still running {STOP_TIMEOUT_S} s after SIGTERM\n"
-                                 + self.stderr_text())
-        if code != 0:
-            raise AssertionError(f"{self.name} exited with {code} after SIGTERM, expected 0\n"
-                                 + self.stderr_text())
-        return code
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
-
-    def stderr_text(self, limit=4000):
-        self.stderr.seek(0)
-        text = self.stderr.read().decode("utf-8", "replace")
-        return f"--- {self.name} stderr (last {limit} chars) ---\n{text[-limit:]}"
-
-    @classmethod
-    def kill_all(cls):
-        for server in cls._all:
-            server.kill()
-
-
-def run(coro):
-    """Runs one test's coroutine; no test may take longer than a minute."""
-    return asyncio.run(asyncio.wait_for(coro, 60))
-
-
-async def step(awaitable, what):
-    try:
-        return await asyncio.wait_for(awaitable, STEP_TIMEOUT_S)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"timed out after {STEP_TIMEOUT_S} s: {what}") from None
 
 
 async def connect(url, **kwargs):
@@ -160,17 +40,12 @@ async def recv(ws, what="a message"):
     return await step(ws.recv(), f"receive {what}")
 
 
-async def assert_silent(test, ws, who):
-    """Nothing arrives on `ws` for QUIET_S."""
-    try:
-        message = await asyncio.wait_for(ws.recv(), QUIET_S)
-    except asyncio.TimeoutError:
-        return
-    test.fail(f"{who} received {message[:80]!r}, expected nothing")
-
-
 async def close_all(*sockets):
     await asyncio.gather(*(step(ws.close(), "close") for ws in sockets), return_exceptions=True)
+
+
+def chat_server(public, name="windlass-chat"):
+    return wt.example("WINDLASS_CHAT_BIN", "--public", public, name=name)
 
 
 class ChatTest(unittest.TestCase):
@@ -178,20 +53,18 @@ class ChatTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.public = os.path.join(_env("WINDLASS_SOURCE_DIR"), "examples", "chat", "public")
-        cls.server = Server([_env("WINDLASS_CHAT_BIN"), "--public", cls.public],
-                            "windlass-chat").start()
+        cls.public = wt.CHAT_PUBLIC
+        cls.server = chat_server(cls.public).start()
 
     @classmethod
     def tearDownClass(cls):
         cls.server.stop()
 
     def tearDown(self):
-        self.assertTrue(self.server.alive(), "windlass-chat died during the test\n"
-                        + self.server.stderr_text())
+        self.server.assert_alive()
 
     async def clients(self, n):
-        return [await connect(self.server.url) for _ in range(n)]
+        return [await connect(self.server.url()) for _ in range(n)]
 
     def test_message_from_one_client_reaches_every_other_client_but_not_the_sender(self):
         async def body():
@@ -200,13 +73,13 @@ class ChatTest(unittest.TestCase):
                 await step(a.send("hello from a"), "send")
                 self.assertEqual(await recv(b), "hello from a")
                 self.assertEqual(await recv(c), "hello from a")
-                await assert_silent(self, a, "the sender")
+                await assert_silent(a, "the sender")
                 # A marker from b is the next thing a sees: nothing of its
                 # own was queued ahead of it.
                 await step(b.send("marker from b"), "send")
                 self.assertEqual(await recv(a), "marker from b")
                 self.assertEqual(await recv(c), "marker from b")
-                await assert_silent(self, b, "the sender")
+                await assert_silent(b, "the sender")
             finally:
                 await close_all(a, b, c)
         run(body())
@@ -247,7 +120,7 @@ class ChatTest(unittest.TestCase):
                 self.assertEqual(await recv(b), "still here?")
                 await step(b.send("yes"), "send")
                 self.assertEqual(await recv(a), "yes")
-                e = await connect(self.server.url)
+                e = await connect(self.server.url())
                 try:
                     await step(e.send("newcomer"), "send")
                     self.assertEqual(await recv(a), "newcomer")
@@ -282,7 +155,7 @@ class ChatTest(unittest.TestCase):
                 with self.assertRaises(websockets.ConnectionClosed):
                     await recv(a, "the close frame")
                 self.assertEqual(a.close_code, 1009)
-                await assert_silent(self, b, "the other client")
+                await assert_silent(b, "the other client")
             finally:
                 await close_all(a, b)
         run(body())
@@ -290,15 +163,9 @@ class ChatTest(unittest.TestCase):
     def test_plain_get_serves_the_chat_page_on_the_websocket_path(self):
         with open(os.path.join(self.public, "index.html"), "rb") as f:
             expected = f.read()
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=STEP_TIMEOUT_S)
-        try:
-            conn.request("GET", "/")
-            response = conn.getresponse()
-            body = response.read()
-        finally:
-            conn.close()
-        self.assertEqual(response.status, 200)
-        self.assertIn("text/html", response.getheader("Content-Type", ""))
+        status, headers, body = wt.http_request(self.server.port, "/")
+        self.assertEqual(status, 200)
+        self.assertIn("text/html", headers.get("Content-Type", ""))
         self.assertEqual(body, expected)
 
 
@@ -307,29 +174,18 @@ class StaticFilesTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.TemporaryDirectory(prefix="windlass-public-")
-        with open(os.path.join(cls.dir.name, "index.html"), "w") as f:
-            f.write("<!doctype html><title>t</title>index\n")
-        with open(os.path.join(cls.dir.name, "hello.txt"), "w") as f:
-            f.write("hello, static\n")
-        cls.server = Server([_env("WINDLASS_CHAT_BIN"), "--public", cls.dir.name],
-                            "windlass-chat (static)").start()
+        public = wt.temp_dir("windlass-public-")
+        wt.write_file(public, "index.html", "<!doctype html><title>t</title>index\n")
+        wt.write_file(public, "hello.txt", "hello, static\n")
+        cls.server = chat_server(public, "windlass-chat (static)").start()
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.server.stop()
-        finally:
-            cls.dir.cleanup()
+        cls.server.stop()
 
     def get(self, path):
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=STEP_TIMEOUT_S)
-        try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
+        status, _, body = wt.http_request(self.server.port, path)
+        return status, body
 
     def test_serves_other_files_by_path(self):
         self.assertEqual(self.get("/hello.txt"), (200, b"hello, static\n"))
@@ -355,19 +211,18 @@ class EchoTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.server = Server([_env("WINDLASS_ECHO_BIN")], "windlass-echo").start()
+        cls.server = wt.example("WINDLASS_ECHO_BIN", name="windlass-echo").start()
 
     @classmethod
     def tearDownClass(cls):
         cls.server.stop()
 
     def tearDown(self):
-        self.assertTrue(self.server.alive(), "windlass-echo died during the test\n"
-                        + self.server.stderr_text())
+        self.server.assert_alive()
 
     def echo_sizes(self, compression):
         async def body():
-            ws = await connect(self.server.url, max_size=4 << 20, compression=compression)
+            ws = await connect(self.server.url(), max_size=4 << 20, compression=compression)
             try:
                 for size in self.SIZES:
                     text = "".join(chr(ord("a") + i % 26) for i in range(size))
@@ -397,7 +252,7 @@ class EchoTest(unittest.TestCase):
 
     def test_echoes_multibyte_text(self):
         async def body():
-            ws = await connect(self.server.url, compression=None)
+            ws = await connect(self.server.url(), compression=None)
             try:
                 text = "ünïcødé 你好 🚀 " * 5000
                 await step(ws.send(text), "send")
@@ -408,7 +263,7 @@ class EchoTest(unittest.TestCase):
 
     def test_reassembles_a_fragmented_message(self):
         async def body():
-            ws = await connect(self.server.url, compression=None)
+            ws = await connect(self.server.url(), compression=None)
             try:
                 await step(ws.send(["frag-1 ", "frag-2 ", "", "frag-3 🚀"]), "send fragments")
                 self.assertEqual(await recv(ws), "frag-1 frag-2 frag-3 🚀")
@@ -420,7 +275,7 @@ class EchoTest(unittest.TestCase):
 
     def test_ping_gets_a_pong_with_the_same_payload(self):
         async def body():
-            ws = await connect(self.server.url, compression=None)
+            ws = await connect(self.server.url(), compression=None)
             try:
                 for payload in [b"", b"are you there?", bytes(range(125))]:
                     pong = await step(ws.ping(payload), "send ping")
@@ -434,7 +289,7 @@ class EchoTest(unittest.TestCase):
 
     def test_close_1000_with_reason_gets_a_clean_close_1000(self):
         async def body():
-            ws = await connect(self.server.url, compression=None)
+            ws = await connect(self.server.url(), compression=None)
             await step(ws.send("one message first"), "send")
             self.assertEqual(await recv(ws), "one message first")
             await step(ws.close(1000, "bye"), "close handshake")
@@ -449,13 +304,11 @@ class ShutdownTest(unittest.TestCase):
     """SIGTERM: every client gets close 1001, then the process exits 0."""
 
     def test_sigterm_closes_every_client_with_1001_and_exits_0(self):
-        public = os.path.join(_env("WINDLASS_SOURCE_DIR"), "examples", "chat", "public")
-        server = Server([_env("WINDLASS_CHAT_BIN"), "--public", public],
-                        "windlass-chat (shutdown)").start()
+        server = chat_server(wt.CHAT_PUBLIC, "windlass-chat (shutdown)").start()
 
         async def body():
-            sockets = [await connect(server.url) for _ in range(3)]
-            server.proc.send_signal(signal.SIGTERM)
+            sockets = [await connect(server.url()) for _ in range(3)]
+            server.signal(signal.SIGTERM)
             self.signalled = True
             for ws in sockets:
                 with self.assertRaises(websockets.ConnectionClosed):
@@ -471,23 +324,6 @@ class ShutdownTest(unittest.TestCase):
             server.stop(signal_it=not self.signalled)
 
 
-def main():
-    faulthandler.dump_traceback_later(WATCHDOG_S, exit=True)
-    runner = unittest.TextTestRunner(verbosity=2, stream=sys.stdout)
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-    try:
-        result = runner.run(suite)
-    finally:
-        Server.kill_all()
-    # A test with failing subtests appears once per subtest: count tests.
-    failed_ids = {getattr(t, "test_case", t).id()
-                  for t, _ in result.failures + result.errors}
-    failed_ids |= {t.id() for t in result.unexpectedSuccesses}
-    failed = len(failed_ids)
-    passed = max(0, result.testsRun - failed - len(result.skipped))
-    print(f"chat_python_test: {passed} passed, {failed} failed, {len(result.skipped)} skipped")
-    sys.exit(0 if result.wasSuccessful() else 1)
-
-
 if __name__ == "__main__":
-    main()
+    wt.watchdog()
+    wt.run_tests()

@@ -3,14 +3,17 @@
 Real peers: Debian's python3-websockets offers permessage-deflate by default;
 a raw socket client plays the hostile cases (a decompression bomb, corrupt
 data) that no honest library sends.
+
+Run by ctest with WINDLASS_ECHO_BIN and WINDLASS_CHAT_BIN set; by hand:
+
+    WINDLASS_ECHO_BIN=build/release/examples/echo/windlass-echo \
+    WINDLASS_CHAT_BIN=build/release/examples/chat/windlass-chat \
+    /usr/bin/python3 tests/integration/deflate_test.py
 """
 import asyncio
 import os
-import re
-import signal
 import socket
 import struct
-import subprocess
 import sys
 import time
 import unittest
@@ -18,34 +21,12 @@ import zlib
 
 import websockets
 
-ECHO = os.environ.get("WINDLASS_ECHO_BIN")
-CHAT = os.environ.get("WINDLASS_CHAT_BIN")
-LISTENING = re.compile(r"^listening on 127\.0\.0\.1:(\d+)$")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import windlass_test as wt  # noqa: E402
 
 
-def start(binary, *args):
-    proc = subprocess.Popen([binary, "--host", "127.0.0.1", "--port", "0", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        m = LISTENING.match(line.strip())
-        if m:
-            return proc, int(m.group(1))
-        if not line:
-            break
-    proc.kill()
-    raise RuntimeError(f"{binary} did not start: {proc.stderr.read()[-2000:]}")
-
-
-def stop(proc):
-    proc.send_signal(signal.SIGTERM)
-    try:
-        rc = proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        rc = "timeout"
-    assert rc == 0, f"server exited with {rc}: {proc.stderr.read()[-2000:]}"
+def start(variable, *args):
+    return wt.example(variable, *args).start()
 
 
 def raw_deflate(data):
@@ -97,14 +78,11 @@ class RawClient:
 
 
 class DeflateTest(unittest.TestCase):
-    def run_async(self, coro):
-        return asyncio.run(asyncio.wait_for(coro, 60))
-
     def echo_round_trips(self, mode):
-        proc, port = start(ECHO, "--compression", mode)
+        server = start("WINDLASS_ECHO_BIN", "--compression", mode)
         try:
             async def go():
-                async with websockets.connect(f"ws://127.0.0.1:{port}/", max_size=None) as ws:
+                async with websockets.connect(server.url(), max_size=None) as ws:
                     ext = ws.response_headers.get("Sec-WebSocket-Extensions", "")
                     self.assertTrue(ext.startswith("permessage-deflate"), ext)
                     if mode == "shared":
@@ -117,9 +95,9 @@ class DeflateTest(unittest.TestCase):
                     big = os.urandom(300_000) + b"\x00" * 700_000
                     await ws.send(big)
                     self.assertEqual(await ws.recv(), big)
-            self.run_async(go())
+            wt.run_async(go())
         finally:
-            stop(proc)
+            server.stop()
 
     def test_echo_with_a_shared_compressor(self):
         self.echo_round_trips("shared")
@@ -128,9 +106,9 @@ class DeflateTest(unittest.TestCase):
         self.echo_round_trips("per-connection")
 
     def test_decompression_bomb_is_refused_with_1009(self):
-        proc, port = start(ECHO, "--compression", "shared", "--max-message-size", "1048576")
+        server = start("WINDLASS_ECHO_BIN", "--compression", "shared", "--max-message-size", "1048576")
         try:
-            c = RawClient(port)
+            c = RawClient(server.port)
             self.assertIn(b"permessage-deflate", c.head)
             bomb = raw_deflate(b"\x00" * (10 << 20))
             self.assertLess(len(bomb), 64 * 1024)
@@ -138,46 +116,46 @@ class DeflateTest(unittest.TestCase):
             self.assertEqual(c.read_close_code(), 1009)
             c.s.close()
         finally:
-            stop(proc)
+            server.stop()
 
     def test_corrupt_compressed_data_is_refused_with_1007(self):
-        proc, port = start(ECHO, "--compression", "shared")
+        server = start("WINDLASS_ECHO_BIN", "--compression", "shared")
         try:
-            c = RawClient(port)
+            c = RawClient(server.port)
             c.send_frame(0x1, b"\xff\xff\xff\xff garbage", rsv1=True)
             self.assertEqual(c.read_close_code(), 1007)
             c.s.close()
         finally:
-            stop(proc)
+            server.stop()
 
     def test_invalid_utf8_inside_compressed_text_is_refused_with_1007(self):
-        proc, port = start(ECHO, "--compression", "shared")
+        server = start("WINDLASS_ECHO_BIN", "--compression", "shared")
         try:
-            c = RawClient(port)
+            c = RawClient(server.port)
             c.send_frame(0x1, raw_deflate(b"ok \xed\xa0\x80 surrogate"), rsv1=True)
             self.assertEqual(c.read_close_code(), 1007)
             c.s.close()
         finally:
-            stop(proc)
+            server.stop()
 
     def test_rsv1_without_negotiation_is_a_protocol_error(self):
-        proc, port = start(ECHO)  # compression off
+        server = start("WINDLASS_ECHO_BIN")  # compression off
         try:
-            c = RawClient(port)
+            c = RawClient(server.port)
             self.assertNotIn(b"Sec-WebSocket-Extensions", c.head)
             c.send_frame(0x1, raw_deflate(b"hello"), rsv1=True)
             self.assertEqual(c.read_close_code(), 1002)
             c.s.close()
         finally:
-            stop(proc)
+            server.stop()
 
     def test_chat_broadcast_reaches_compressing_and_plain_clients(self):
-        proc, port = start(CHAT, "--threads", "2")
+        server = start("WINDLASS_CHAT_BIN", "--threads", "2")
         try:
             async def go():
-                async with websockets.connect(f"ws://127.0.0.1:{port}/") as a, \
-                        websockets.connect(f"ws://127.0.0.1:{port}/") as b, \
-                        websockets.connect(f"ws://127.0.0.1:{port}/", compression=None) as plain:
+                async with websockets.connect(server.url()) as a, \
+                        websockets.connect(server.url()) as b, \
+                        websockets.connect(server.url(), compression=None) as plain:
                     self.assertIn("permessage-deflate", b.response_headers.get("Sec-WebSocket-Extensions", ""))
                     self.assertIsNone(plain.response_headers.get("Sec-WebSocket-Extensions"))
                     await asyncio.sleep(0.2)
@@ -185,16 +163,11 @@ class DeflateTest(unittest.TestCase):
                     await a.send(line)
                     self.assertEqual(await asyncio.wait_for(b.recv(), 5), line)
                     self.assertEqual(await asyncio.wait_for(plain.recv(), 5), line)
-            self.run_async(go())
+            wt.run_async(go())
         finally:
-            stop(proc)
+            server.stop()
 
 
 if __name__ == "__main__":
-    if not ECHO or not CHAT:
-        print("deflate_test: WINDLASS_ECHO_BIN and WINDLASS_CHAT_BIN must be set")
-        sys.exit(1)
-    result = unittest.main(exit=False, verbosity=2).result
-    failed = len(result.failures) + len(result.errors)
-    print(f"deflate_test: {result.testsRun - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    wt.watchdog()
+    wt.run_tests()

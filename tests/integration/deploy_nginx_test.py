@@ -26,32 +26,29 @@ Checked:
 
 Run by ctest; by hand:
 
-    WINDLASS_SERVER_BIN=build/h11/src/server/windlass-server \
+    WINDLASS_SERVER_BIN=build/release/src/server/windlass-server \
     WINDLASS_SOURCE_DIR=$PWD /usr/bin/python3 tests/integration/deploy_nginx_test.py
 """
 
 import asyncio
-import http.client
 import os
 import re
 import signal
 import ssl
-import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import deploy_support as ds  # noqa: E402
+import websockets
 
-import websockets  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import windlass_test as wt  # noqa: E402
+from windlass_test import STEP_TIMEOUT_S  # noqa: E402
 
-PROGRAMS = ds.require_programs("nginx", "openssl")
-ds.bound_runtime(85)
+wt.require_programs("nginx", "openssl")
+wt.watchdog(85)
 
-NGINX_DIR = os.path.join(ds.DEPLOY_DIR, "nginx")
-STEP_S = 10          # any one connect / send / receive
+NGINX_DIR = os.path.join(wt.DEPLOY_DIR, "nginx")
 PING_INTERVAL = "1s"  # the instances' websocket.ping_interval in this test
 PROXY_TIMEOUT = "3s"  # proxy_read_timeout / proxy_send_timeout in this test
 DRAIN = "1s"
@@ -116,53 +113,37 @@ http {{
     return conf
 
 
-def https_get(port, path, ca):
-    ctx = ssl.create_default_context(cafile=ca)
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=5)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read().decode("utf-8", "replace")
-    finally:
-        conn.close()
-
-
 class Stack:
     """Two instances and nginx in front of them, all in one temp dir."""
 
     def __init__(self):
-        self.tmp = tempfile.mkdtemp(prefix="windlass-nginx-")
+        self.tmp = wt.temp_dir("windlass-nginx-")
         # nginx's worker runs as an unprivileged user when the master is root.
         os.chmod(self.tmp, 0o755)
-        self.ca = ds.make_ca(self.tmp)
-        cert, key = ds.make_leaf(self.tmp, "server")
+        self.ca = wt.make_ca(self.tmp)
+        cert, key = wt.make_leaf(self.tmp, "server")
         # /quiet: an echo route that never pings, the control for the
         # proxy_read_timeout test.
-        self.config = ds.write_server_config(self.tmp, drain_delay=DRAIN, shutdown_timeout="5s",
-                                             ping_interval=PING_INTERVAL, threads=2,
-                                             extra_routes='[[route]]\npath = "/quiet"\ncomponent = "echo"\n'
-                                                          'ping_interval = 0\n')
-        self.instances = [ds.Server(self.config, name=n, log_dir=self.tmp).start() for n in ("a", "b")]
-        self.plain_port, self.tls_port = ds.free_port(), ds.free_port()
+        self.config = wt.server_config(self.tmp, drain_delay=DRAIN, shutdown_timeout="5s",
+                                       ping_interval=PING_INTERVAL, threads=2,
+                                       extra_routes='[[route]]\npath = "/quiet"\ncomponent = "echo"\n'
+                                                    'ping_interval = 0\n')
+        self.instances = [wt.windlass_server(self.config, name=n).start() for n in ("a", "b")]
+        self.plain_port, self.tls_port = wt.free_port(), wt.free_port()
         conf = render_nginx(self.tmp, self.plain_port, self.tls_port, [s.port for s in self.instances], cert, key)
-        self.nginx_log = os.path.join(self.tmp, "nginx.out")
-        with open(self.nginx_log, "wb") as out:
-            self.nginx = ds.spawn([PROGRAMS["nginx"], "-p", self.tmp, "-c", conf, "-g", "daemon off;"],
-                                  stdout=out, stderr=subprocess.STDOUT)
+        self.nginx = wt.nginx(conf, self.tmp, ready=lambda: wt.http_status(self.plain_port, "/healthz") == 200)
         try:
-            ds.wait_until(lambda: self.nginx.poll() is None and ds.http_get(self.plain_port, "/healthz")[0] == 200,
-                          ds.START_TIMEOUT_S, "nginx answering /healthz")
+            self.nginx.start()
         except AssertionError as e:
             raise AssertionError(f"{e}\n--- nginx ---\n{self.nginx_output()}") from None
 
     def nginx_output(self):
-        out = ""
-        for name in ("nginx.out", "error.log"):
-            try:
-                with open(os.path.join(self.tmp, name)) as f:
-                    out += f.read()[-3000:]
-            except OSError:
-                pass
+        out = self.nginx.log_text()[-3000:]
+        try:
+            with open(os.path.join(self.tmp, "error.log")) as f:
+                out += f.read()[-3000:]
+        except OSError:
+            pass
         return out
 
     @property
@@ -182,32 +163,28 @@ class Stack:
     def connect(self, secure, path="/", headers=None, max_version=None):
         if secure:
             return websockets.connect(self.wss_url.rstrip("/") + path, ssl=self.ssl_context(max_version),
-                                      open_timeout=STEP_S, ping_interval=None, extra_headers=headers)
-        return websockets.connect(self.ws_url.rstrip("/") + path, open_timeout=STEP_S, ping_interval=None,
+                                      open_timeout=STEP_TIMEOUT_S, ping_interval=None, extra_headers=headers)
+        return websockets.connect(self.ws_url.rstrip("/") + path, open_timeout=STEP_TIMEOUT_S, ping_interval=None,
                                   extra_headers=headers)
 
     def open_websockets(self):
         """{instance name: windlass_websocket_connections_open}, asked of
         each instance directly."""
-        return {s.name: int(ds.metric(s.port, "windlass_websocket_connections_open") or 0)
+        return {s.name: int(wt.scrape_metric(s.port, "windlass_websocket_connections_open") or 0)
                 for s in self.instances if s.alive()}
 
     def stop(self):
         try:
-            if self.nginx.poll() is None:
-                self.nginx.send_signal(signal.SIGQUIT)  # graceful: finish requests, then exit
-                try:
-                    self.nginx.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    pass
+            if self.nginx.alive():
+                self.nginx.terminate(timeout=5)  # SIGQUIT, graceful: finish requests, then exit
             for s in self.instances:
                 if s.alive():
                     s.stop()
         finally:
-            ds.stop_everything()
+            wt.kill_all()
 
 
-async def recv(ws, timeout=STEP_S):
+async def recv(ws, timeout=STEP_TIMEOUT_S):
     return await asyncio.wait_for(ws.recv(), timeout)
 
 
@@ -222,18 +199,18 @@ class NginxProxyTest(unittest.TestCase):
 
     def test_page_health_and_metrics_through_both_listeners(self):
         s = self.stack
-        status, body = ds.http_get(s.plain_port, "/")
+        status, _, body = wt.http_request(s.plain_port, "/")
         self.assertEqual(status, 200)
-        self.assertIn('id="status"', body)
-        status, headers, body = https_get(s.tls_port, "/", s.ca)
+        self.assertIn(b'id="status"', body)
+        status, headers, body = wt.http_request(s.tls_port, "/", context=s.ssl_context())
         self.assertEqual(status, 200)
-        self.assertIn('id="status"', body)
+        self.assertIn(b'id="status"', body)
         self.assertIn("max-age=", headers.get("Strict-Transport-Security", ""))
-        self.assertEqual(https_get(s.tls_port, "/readyz", s.ca)[0], 200)
+        self.assertEqual(wt.http_status(s.tls_port, "/readyz", context=s.ssl_context()), 200)
         # /metrics is allowed from 127.0.0.1 only; this test is 127.0.0.1.
-        status, body = ds.http_get(s.plain_port, "/metrics")
+        status, _, body = wt.http_request(s.plain_port, "/metrics")
         self.assertEqual(status, 200)
-        self.assertIn("windlass_connections_open", body)
+        self.assertIn(b"windlass_connections_open", body)
 
     def test_wss_speaks_tls_1_2_and_1_3(self):
         s = self.stack
@@ -250,7 +227,7 @@ class NginxProxyTest(unittest.TestCase):
     def test_chat_over_wss_and_ws_on_one_sticky_instance(self):
         s = self.stack
         # Connections of the tests before may take a moment to be counted out.
-        ds.wait_until(lambda: sum(s.open_websockets().values()) == 0, 5, "no WebSocket open on either instance")
+        wt.wait_until(lambda: sum(s.open_websockets().values()) == 0, "no WebSocket open on either instance", 5)
 
         async def counts_become(predicate, what):
             deadline = time.monotonic() + 5
@@ -288,8 +265,8 @@ class NginxProxyTest(unittest.TestCase):
         home = asyncio.run(scenario())
         server = next(x for x in s.instances if x.name == home)
         # The instance sees nginx as the peer and the client in X-Forwarded-For.
-        log = ds.wait_until(lambda: (lambda t: t if t.count("access close") >= 3 else None)(server.log(200_000)),
-                            5, "access log lines for the closes")
+        log = wt.wait_until(lambda: (lambda t: t if t.count("access close") >= 3 else None)(server.log_text()),
+                            "access log lines for the closes", 5)
         upgrades = [l for l in log.splitlines() if "access upgrade" in l]
         self.assertTrue(upgrades, log)
         for line in upgrades:
@@ -381,7 +358,7 @@ class RollingRestartTest(unittest.TestCase):
         tasks = [asyncio.create_task(c.run()) for c in clients]
         loop = asyncio.get_running_loop()
 
-        async def all_connected(what, opens, budget=STEP_S):
+        async def all_connected(what, opens, budget=STEP_TIMEOUT_S):
             """Every client has opened `opens` connections and is connected."""
             deadline = time.monotonic() + budget
             while not all(c.opens >= opens and c.connected.is_set() for c in clients):
@@ -393,7 +370,7 @@ class RollingRestartTest(unittest.TestCase):
 
         async def holder(expect_count):
             """The instance holding every client (metrics, asked directly)."""
-            deadline = time.monotonic() + STEP_S
+            deadline = time.monotonic() + STEP_TIMEOUT_S
             while True:
                 counts = await loop.run_in_executor(None, s.open_websockets)
                 full = [n for n, v in counts.items() if v == expect_count]
@@ -407,15 +384,15 @@ class RollingRestartTest(unittest.TestCase):
             """SIGTERM with clients on it: draining (/readyz 503), then 1001 and exit 0."""
             server.signal(signal.SIGTERM)
             await asyncio.sleep(0.3)
-            status = await loop.run_in_executor(None, ds.http_get, server.port, "/readyz")
-            self.assertEqual(status[0], 503, f"{server.name} is not draining")
-            code = await loop.run_in_executor(None, server.wait_exit, 15)
-            self.assertEqual(code, 0, server.log())
+            status = await loop.run_in_executor(None, wt.http_status, server.port, "/readyz")
+            self.assertEqual(status, 503, f"{server.name} is not draining")
+            code = await loop.run_in_executor(None, server.wait, 15)
+            self.assertEqual(code, 0, server.stderr_text())
 
         async def start(server):
             await loop.run_in_executor(None, server.start, server.port)
-            status = await loop.run_in_executor(None, ds.http_get, server.port, "/readyz")
-            self.assertEqual(status[0], 200)
+            status = await loop.run_in_executor(None, wt.http_status, server.port, "/readyz")
+            self.assertEqual(status, 200)
 
         try:
             await all_connected("at first", 1)
@@ -445,7 +422,7 @@ class RollingRestartTest(unittest.TestCase):
             # Every client talks to every other: all connected, one room.
             for c in clients:
                 await c.ws.send(f"hello from {c.name}")
-            deadline = time.monotonic() + STEP_S
+            deadline = time.monotonic() + STEP_TIMEOUT_S
             want = {f"hello from {c.name}" for c in clients}
             for c in clients:
                 while set(c.received) < want - {f"hello from {c.name}"}:
@@ -464,4 +441,4 @@ class RollingRestartTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    wt.run_tests()

@@ -15,103 +15,33 @@
 // - `supervisorctl stop`: SIGTERM, the drain, exit 0 ("stopped", not
 //   "killed"), within stopwaitsecs.
 //
-// Run by ctest (WINDLASS_SOURCE_DIR, NODE_PATH; WINDLASS_SERVER_BIN if set).
+// Run by ctest (WINDLASS_SOURCE_DIR, NODE_PATH; WINDLASS_SERVER_BIN if set);
+// by hand:
+//
+//   WINDLASS_SERVER_BIN=build/release/src/server/windlass-server node tests/integration/deploy_supervisor.test.mjs
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, accessSync, constants } from 'node:fs';
-import { createRequire } from 'node:module';
-import net from 'node:net';
-import os from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import {
+  CHAT_PUBLIC, CHROMIUM, DEFAULT_CONFIG, DEPLOY_DIR, START_TIMEOUT_MS, STEP_TIMEOUT_MS, freePort, launchChromium,
+  serverBinary, supervisorctl, supervisord as startSupervisord, tempDir, trackPid, waitUntil, watchdog, which,
+} from '../support/harness.mjs';
 
-const STEP_TIMEOUT_MS = 10_000;
-const START_TIMEOUT_MS = 15_000;
 const RECONNECT_BUDGET_MS = 5_000;
 const DRAIN_MS = 1_000;
-const CHROMIUM = process.env.WINDLASS_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic',
-  '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 // The whole file must finish well within ctest's budget.
-const watchdog = setTimeout(() => {
-  console.error('deploy_supervisor: still running after 85 s, giving up');
-  cleanup();
-  process.exit(1);
-}, 85_000);
-watchdog.unref();
+watchdog(85_000);
 
-const SOURCE_DIR = process.env.WINDLASS_SOURCE_DIR ||
-  path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
-const PUBLIC_DIR = path.join(SOURCE_DIR, 'examples', 'chat', 'public');
-const TEMPLATE = path.join(SOURCE_DIR, 'deploy', 'supervisor', 'windlass.conf');
-const DEFAULT_CONFIG = path.join(SOURCE_DIR, 'deploy', 'windlass.toml');
+const TEMPLATE = path.join(DEPLOY_DIR, 'supervisor', 'windlass.conf');
 
-function executable(p) {
-  try { accessSync(p, constants.X_OK); return true; } catch { return false; }
-}
-
-function which(name) {
-  for (const dir of (process.env.PATH || '').split(':').concat(['/usr/bin', '/usr/sbin'])) {
-    if (dir && executable(path.join(dir, name))) return path.join(dir, name);
-  }
-  return null;
-}
-
-function serverBinary() {
-  // Absolute: the program runs in directory=/ .
-  if (process.env.WINDLASS_SERVER_BIN) return path.resolve(process.env.WINDLASS_SERVER_BIN);
-  for (const build of ['build/release', 'build/h11']) {
-    const p = path.join(SOURCE_DIR, build, 'src', 'server', 'windlass-server');
-    if (executable(p)) return p;
-  }
-  throw new Error('windlass-server not found: set WINDLASS_SERVER_BIN or build build/release');
-}
-
-const SUPERVISORD = which('supervisord');
-const SUPERVISORCTL = which('supervisorctl');
-const missing = [[SUPERVISORD, 'supervisord'], [SUPERVISORCTL, 'supervisorctl'],
+const missing = [[which('supervisord'), 'supervisord'], [which('supervisorctl'), 'supervisorctl'],
   [existsSync(CHROMIUM) ? CHROMIUM : null, CHROMIUM]].filter(([p]) => !p).map(([, n]) => n);
 const SKIP = missing.length
   ? `not installed: ${missing.join(', ')} (scripts/install-deps.sh --with-test installs them)` : false;
-
-// NODE_PATH does not apply to ESM imports; resolve from the repo's node_modules.
-const require = createRequire(path.join(SOURCE_DIR, 'package.json'));
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitUntil(predicate, ms, what) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      const v = await predicate();
-      if (v) return v;
-    } catch (err) { last = err; }
-    await sleep(50);
-  }
-  throw new Error(`timed out after ${ms} ms: ${what}${last ? ` (last error: ${last.message})` : ''}`);
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function httpStatus(port, urlPath) {
   const res = await fetch(`http://127.0.0.1:${port}${urlPath}`, { signal: AbortSignal.timeout(3000) });
@@ -163,44 +93,22 @@ function programSection() {
 }
 
 // ---------------------------------------------------------------------------
-// Everything started here is stopped here, also after a failure.
+// supervisord and its program. The harness kills supervisord and whatever
+// runs under it at exit, also after a failure; a program it started and lost
+// track of is tracked by its pid.
 
-const serverPids = new Set();
 let supervisord;
 let tmp;
 
-function cleanup() {
-  if (supervisord && supervisord.exitCode === null && supervisord.signalCode === null) {
-    // The program runs in its own process group (Supervisor calls setpgrp):
-    // killing supervisord does not reach it, so find it first.
-    try {
-      const children = readFileSync(`/proc/${supervisord.pid}/task/${supervisord.pid}/children`, 'utf8');
-      for (const pid of children.split(/\s+/).filter(Boolean)) serverPids.add(Number(pid));
-    } catch { /* gone */ }
-    try { process.kill(-supervisord.pid, 'SIGKILL'); } catch { /* gone */ }
-  }
-  for (const pid of serverPids) {
-    try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ }
-    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-  }
-}
-process.on('exit', cleanup);
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => { cleanup(); process.exit(1); });
-}
-
 function ctl(...args) {
-  return new Promise((resolve) => {
-    execFile(SUPERVISORCTL, ['-c', path.join(tmp, 'supervisord.conf'), ...args], { timeout: 15_000 },
-      (err, stdout, stderr) => resolve({ code: err ? (err.code ?? 1) : 0, out: `${stdout}${stderr}`.trim() }));
-  });
+  return supervisorctl(path.join(tmp, 'supervisord.conf'), ...args);
 }
 
 async function programPid() {
   const { out } = await ctl('pid', 'windlass');
   const pid = Number(out);
   if (!Number.isInteger(pid) || pid <= 0) return 0;
-  serverPids.add(pid);
+  trackPid(pid);
   return pid;
 }
 
@@ -213,8 +121,8 @@ function supervisordLog() {
   try { return readFileSync(path.join(tmp, 'supervisord.log'), 'utf8'); } catch { return ''; }
 }
 
-function programLog(which) {
-  try { return readFileSync(path.join(tmp, `windlass.${which}.log`), 'utf8'); } catch { return ''; }
+function programLog(stream) {
+  try { return readFileSync(path.join(tmp, `windlass.${stream}.log`), 'utf8'); } catch { return ''; }
 }
 
 function nofileSoftLimit(pid) {
@@ -264,7 +172,7 @@ describe('windlass-server under supervisord', { timeout: 80_000, skip: SKIP }, (
   const setting = (key) => program.find(([k]) => k === key)?.[1];
 
   before(async () => {
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'windlass-supervisor-'));
+    tmp = tempDir('windlass-supervisor-');
     port = await freePort();
     const config = path.join(tmp, 'windlass.toml');
     writeFileSync(config, [
@@ -272,7 +180,7 @@ describe('windlass-server under supervisord', { timeout: 80_000, skip: SKIP }, (
       `drain_delay = "${DRAIN_MS}ms"`, 'shutdown_timeout = "5s"', '',
       '[[route]]', 'path = "/"', 'component = "chat"', '',
       '[[route]]', 'path = "/echo"', 'component = "echo"', '',
-      '[[route]]', 'path = "/*"', 'component = "static"', `root = ${JSON.stringify(PUBLIC_DIR)}`, '',
+      '[[route]]', 'path = "/*"', 'component = "static"', `root = ${JSON.stringify(CHAT_PUBLIC)}`, '',
     ].join('\n'));
 
     // Supervisor must raise the limit itself: start it with a low soft
@@ -300,33 +208,20 @@ describe('windlass-server under supervisord', { timeout: 80_000, skip: SKIP }, (
       '[program:windlass]', ...rewritten, '',
     ].join('\n'));
 
-    supervisord = spawn('/bin/sh', ['-c', 'ulimit -Sn 1024 && exec "$0" -n -c "$1"', SUPERVISORD, conf],
-      { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-    let stderr = '';
-    supervisord.stderr.setEncoding('utf8');
-    supervisord.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
-    await waitUntil(async () => {
-      if (supervisord.exitCode !== null) throw new Error(`supervisord exited ${supervisord.exitCode}: ${stderr}`);
-      return running();
-    }, START_TIMEOUT_MS, 'supervisorctl status windlass: RUNNING').catch((err) => {
+    // Ready once the program is RUNNING (supervisorctl status windlass).
+    supervisord = await startSupervisord(conf, { softNofile: 1024, ready: running }).catch((err) => {
       throw new Error(`${err.message}\n--- supervisord.log ---\n${supervisordLog()}\n--- program stderr ---\n` +
         programLog('err'));
     });
     await waitUntil(async () => (await httpStatus(port, '/healthz')) === 200, START_TIMEOUT_MS, '/healthz');
 
-    const { chromium } = require('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
+    browser = await launchChromium();
   });
 
   after(async () => {
     if (browser) await browser.close().catch(() => {});
-    if (supervisord && supervisord.exitCode === null) {
-      await ctl('shutdown');
-      await withTimeout(new Promise((resolve) => supervisord.once('exit', resolve)), 15_000, 'supervisord exit')
-        .catch(() => {});
-    }
-    cleanup();
-    if (tmp && !process.exitCode) rmSync(tmp, { recursive: true, force: true });
+    // SIGTERM: supervisord stops its program, then exits 0.
+    if (supervisord) await supervisord.stop({ timeout: 15_000 });
   });
 
   function pages() {

@@ -24,7 +24,7 @@ started. What is checked instead:
 
 Run by ctest; by hand:
 
-    WINDLASS_SERVER_BIN=build/h11/src/server/windlass-server \
+    WINDLASS_SERVER_BIN=build/release/src/server/windlass-server \
     WINDLASS_SOURCE_DIR=$PWD /usr/bin/python3 tests/integration/deploy_systemd_test.py
 """
 
@@ -38,23 +38,23 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import tomllib
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import deploy_support as ds  # noqa: E402
+import websockets
 
-import websockets  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import windlass_test as wt  # noqa: E402
+from windlass_test import DEFAULT_CONFIG, START_TIMEOUT_S  # noqa: E402
 
-UNIT = os.path.join(ds.DEPLOY_DIR, "systemd", "windlass.service")
-DEFAULT_CONFIG = os.path.join(ds.DEPLOY_DIR, "windlass.toml")
+UNIT = os.path.join(wt.DEPLOY_DIR, "systemd", "windlass.service")
 INSTALLED_BINARY = "/usr/bin/windlass-server"
 
-PROGRAMS = ds.require_programs("systemd-analyze", "strace", "openssl")
-ds.bound_runtime(85)
+PROGRAMS = wt.require_programs("systemd-analyze", "strace", "openssl")
+SERVER_BIN = wt.server_binary()
+wt.watchdog(85)
 
 
 def parse_unit(path):
@@ -108,7 +108,7 @@ def drain_budget_ms():
 def unit_copy(directory):
     """The unit with the built binary in place of /usr/bin/windlass-server."""
     binary = os.path.join(directory, "windlass-server")
-    os.symlink(os.path.abspath(ds.server_binary()), binary)
+    os.symlink(SERVER_BIN, binary)
     with open(UNIT) as f:
         text = f.read()
     assert INSTALLED_BINARY in text
@@ -176,11 +176,8 @@ class NotifySocket:
 
 class UnitFileTest(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="windlass-systemd-")
+        self.tmp = wt.temp_dir("windlass-systemd-")
         self.entries = parse_unit(UNIT)
-
-    def tearDown(self):
-        self.tmp.cleanup()
 
     def values(self, key, section="Service"):
         return [v for s, k, v in self.entries if s == section and k == key]
@@ -191,7 +188,7 @@ class UnitFileTest(unittest.TestCase):
         return got[-1]
 
     def test_verify_passes_without_warnings(self):
-        path = unit_copy(self.tmp.name)
+        path = unit_copy(self.tmp)
         r = subprocess.run([PROGRAMS["systemd-analyze"], "verify", "--man=no", path],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, f"systemd-analyze verify failed:\n{r.stdout}{r.stderr}")
@@ -199,7 +196,7 @@ class UnitFileTest(unittest.TestCase):
 
     def test_verify_catches_a_misspelt_directive(self):
         # The check above is only as good as verify's eye: a typo must show.
-        path = unit_copy(self.tmp.name)
+        path = unit_copy(self.tmp)
         with open(path) as f:
             text = f.read()
         with open(path, "w") as f:
@@ -209,7 +206,7 @@ class UnitFileTest(unittest.TestCase):
         self.assertIn("LockPersonalty", r.stdout + r.stderr)
 
     def test_security_exposure_is_low(self):
-        path = unit_copy(self.tmp.name)
+        path = unit_copy(self.tmp)
         r = subprocess.run([PROGRAMS["systemd-analyze"], "security", "--offline=yes", "--no-pager", path],
                            capture_output=True, text=True, timeout=30)
         m = re.search(r"Overall exposure level for windlass\.service: (\d+\.\d+)", r.stdout + r.stderr)
@@ -246,22 +243,20 @@ class UnitFileTest(unittest.TestCase):
     def test_check_config_accepts_a_valid_file_and_refuses_a_typo(self):
         # ExecStartPre runs --check-config: exit 0 for a good file, 1 with
         # the file and line for a bad one.
-        good = ds.write_server_config(self.tmp.name)
-        r = subprocess.run([ds.server_binary(), "--config", good, "--check-config"],
+        good = wt.server_config(self.tmp)
+        r = subprocess.run([SERVER_BIN, "--config", good, "--check-config"],
                            capture_output=True, text=True, timeout=10)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(r.stdout.startswith("config ok:"), r.stdout)
-        bad = os.path.join(self.tmp.name, "bad.toml")
-        with open(bad, "w") as f:
-            f.write("[server]\nprot = 8080\n")
-        r = subprocess.run([ds.server_binary(), "--config", bad, "--check-config"],
+        bad = wt.write_file(self.tmp, "bad.toml", "[server]\nprot = 8080\n")
+        r = subprocess.run([SERVER_BIN, "--config", bad, "--check-config"],
                            capture_output=True, text=True, timeout=10)
         self.assertEqual(r.returncode, 1)
         self.assertIn("bad.toml:2", r.stderr)
         if os.path.exists(DEFAULT_CONFIG):
             # The shipped config is valid too (its static root may point at
             # an installed path; only then is a missing directory forgiven).
-            r = subprocess.run([ds.server_binary(), "--config", DEFAULT_CONFIG, "--check-config"],
+            r = subprocess.run([SERVER_BIN, "--config", DEFAULT_CONFIG, "--check-config"],
                                capture_output=True, text=True, timeout=10)
             if r.returncode != 0:
                 self.assertRegex(r.stderr, r"root: cannot use /(usr|var|opt|srv)/", r.stderr)
@@ -271,35 +266,31 @@ class NotifyProtocolTest(unittest.TestCase):
     """The real binary against a NOTIFY_SOCKET this test owns."""
 
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="windlass-notify-")
-        self.notify = NotifySocket(self.tmp.name)
-        self.config = ds.write_server_config(self.tmp.name, drain_delay="1s", shutdown_timeout="3s", threads=2)
+        self.tmp = wt.temp_dir("windlass-notify-")
+        self.notify = NotifySocket(self.tmp)
+        self.config = wt.server_config(self.tmp, drain_delay="1s", shutdown_timeout="3s", threads=2)
 
     def tearDown(self):
-        ds.stop_everything()
+        wt.kill_all()
         self.notify.close()
-        self.tmp.cleanup()
 
     def start(self, **env_extra):
-        env = dict(os.environ, NOTIFY_SOCKET=self.notify.path, **env_extra)
-        env.pop("WATCHDOG_PID", None)
-        if "WATCHDOG_USEC" not in env_extra:
-            env.pop("WATCHDOG_USEC", None)
+        env = wt.server_env(NOTIFY_SOCKET=self.notify.path, **env_extra)
         # Not Server.start(): READY=1 is awaited first, then the line.
-        return ds.Server(self.config, log_dir=self.tmp.name, env=env).launch()
+        return wt.windlass_server(self.config, env=env).launch()
 
     def test_ready_watchdog_stopping(self):
         server = self.start(WATCHDOG_USEC="400000")
         seen = []
-        fields, pid = self.notify.wait_for("READY", ds.START_TIMEOUT_S, seen)
+        fields, pid = self.notify.wait_for("READY", START_TIMEOUT_S, seen)
         self.assertEqual(fields["READY"], "1")
         self.assertEqual(pid, server.proc.pid, "READY=1 must come from the main PID (NotifyAccess=main)")
         # READY=1 means serving: the line is printed and the port answers,
         # without any retry.
         port = server.wait_listening(timeout=1)
         self.assertIn(f"listening on 127.0.0.1:{port}", fields.get("STATUS", ""))
-        self.assertEqual(ds.http_get(port, "/healthz")[0], 200)
-        self.assertEqual(ds.http_get(port, "/readyz")[0], 200)
+        self.assertEqual(wt.http_status(port, "/healthz"), 200)
+        self.assertEqual(wt.http_status(port, "/readyz"), 200)
 
         # WATCHDOG_USEC=0.4 s: a ping every 0.2 s from the main PID.
         started = time.monotonic()
@@ -322,16 +313,16 @@ class NotifyProtocolTest(unittest.TestCase):
         # systemd is asked to wait for the drain and the closing.
         self.assertGreaterEqual(int(fields.get("EXTEND_TIMEOUT_USEC", "0")), (1 + 3) * 1_000_000)
         # Draining: still alive, no longer ready.
-        self.assertEqual(ds.http_get(port, "/readyz")[0], 503)
-        self.assertEqual(ds.http_get(port, "/healthz")[0], 200)
-        self.assertEqual(server.wait_exit(10), 0, server.log())
+        self.assertEqual(wt.http_status(port, "/readyz"), 503)
+        self.assertEqual(wt.http_status(port, "/healthz"), 200)
+        self.assertEqual(server.wait(10), 0, server.stderr_text())
         took = time.monotonic() - sigterm_at
         self.assertGreaterEqual(took, 0.9, "exited before drain_delay (1 s) was over")
         print(f"# READY=1, {len(pings)} WATCHDOG=1 in 1.5 s, STOPPING=1; exit 0 {took:.2f} s after SIGTERM")
 
     def test_no_watchdog_pings_without_watchdog_usec(self):
         server = self.start()
-        self.notify.wait_for("READY", ds.START_TIMEOUT_S, [])
+        self.notify.wait_for("READY", START_TIMEOUT_S, [])
         server.wait_listening(timeout=1)
         deadline = time.monotonic() + 1.0
         while (left := deadline - time.monotonic()) > 0:
@@ -344,11 +335,11 @@ class NotifyProtocolTest(unittest.TestCase):
         # ExecReload sends SIGHUP after a certificate renewal. An unhandled
         # SIGHUP would kill the server: `systemctl reload` would be an
         # outage that Restart=on-failure merely papers over.
-        ca = ds.make_ca(self.tmp.name)
-        cert, key = ds.make_leaf(self.tmp.name, "first", common_name="first")
-        self.config = ds.write_server_config(self.tmp.name, tls=(cert, key))
+        ca = wt.make_ca(self.tmp)
+        cert, key = wt.make_leaf(self.tmp, "first", common_name="first")
+        self.config = wt.server_config(self.tmp, tls=(cert, key))
         server = self.start()
-        self.notify.wait_for("READY", ds.START_TIMEOUT_S, [])
+        self.notify.wait_for("READY", START_TIMEOUT_S, [])
         port = server.wait_listening(timeout=1)
         tls_port = server.wait_listening(timeout=1, tls=True)
         context = ssl.create_default_context(cafile=ca)
@@ -362,7 +353,7 @@ class NotifyProtocolTest(unittest.TestCase):
                        websockets.connect(f"ws://127.0.0.1:{port}/echo", open_timeout=5) as plain:
                 self.assertEqual(common_name(old), "first")
                 # A renewal: new files moved into place, as certbot does.
-                new_cert, new_key = ds.make_leaf(self.tmp.name, "second", common_name="second")
+                new_cert, new_key = wt.make_leaf(self.tmp, "second", common_name="second")
                 os.replace(new_cert, cert)
                 os.replace(new_key, key)
                 server.signal(signal.SIGHUP)
@@ -375,7 +366,7 @@ class NotifyProtocolTest(unittest.TestCase):
                             self.assertEqual(await asyncio.wait_for(fresh.recv(), 5), "new")
                             break
                     self.assertLess(time.monotonic(), deadline, "SIGHUP did not load the new certificate\n"
-                                    + server.log())
+                                    + server.stderr_text())
                     await asyncio.sleep(0.1)
                 # Connections made before the reload carry on.
                 for ws in (old, plain):
@@ -383,7 +374,7 @@ class NotifyProtocolTest(unittest.TestCase):
                     self.assertEqual(await asyncio.wait_for(ws.recv(), 5), "still here")
 
         asyncio.run(scenario())
-        self.assertTrue(server.alive(), f"windlass-server died of SIGHUP (exit {server.proc.poll()})\n{server.log()}")
+        server.assert_alive("of SIGHUP")
         server.stop()
 
 
@@ -409,14 +400,6 @@ def expand(name, groups):
     return out
 
 
-def sanitized(binary):
-    """True for an ASan/TSan build: its runtime makes system calls of its own
-    and LeakSanitizer cannot run under ptrace, so strace says nothing about
-    the shipped binary."""
-    out = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
-    return any(lib in out for lib in ("libasan", "libtsan", "libubsan"))
-
-
 class SandboxFitTest(unittest.TestCase):
     """strace the server through a whole life (start, page, WebSocket chat
     and echo over ws:// and wss://, metrics, sd_notify, SIGHUP, SIGTERM with
@@ -424,13 +407,15 @@ class SandboxFitTest(unittest.TestCase):
     call through."""
 
     def setUp(self):
-        if sanitized(ds.server_binary()):
+        # A sanitizer's runtime makes system calls of its own and
+        # LeakSanitizer cannot run under ptrace, so strace would say nothing
+        # about the shipped binary.
+        if wt.sanitizer(SERVER_BIN):
             self.skipTest("sanitizer build: the syscall check runs in the release stage")
-        self.tmp = tempfile.TemporaryDirectory(prefix="windlass-strace-")
+        self.tmp = wt.temp_dir("windlass-strace-")
 
     def tearDown(self):
-        ds.stop_everything()
-        self.tmp.cleanup()
+        wt.kill_all()
 
     def test_every_syscall_and_socket_family_is_allowed(self):
         groups = syscall_groups()
@@ -446,24 +431,22 @@ class SandboxFitTest(unittest.TestCase):
                 allowed |= names
         allowed |= expand("@default", groups)  # always permitted by systemd
 
-        ca = ds.make_ca(self.tmp.name)
-        cert, key = ds.make_leaf(self.tmp.name, "server")
-        config = ds.write_server_config(self.tmp.name, threads=2, drain_delay="0s", shutdown_timeout="2s",
-                                        tls=(cert, key))
-        trace = os.path.join(self.tmp.name, "trace")
+        ca = wt.make_ca(self.tmp)
+        cert, key = wt.make_leaf(self.tmp, "server")
+        config = wt.server_config(self.tmp, threads=2, drain_delay="0s", shutdown_timeout="2s", tls=(cert, key))
+        trace = os.path.join(self.tmp, "trace")
         # strace runs the server: the PID is strace's, the server its child.
         # sd_notify too, as under systemd: READY, WATCHDOG, STATUS, STOPPING.
-        notify = NotifySocket(self.tmp.name)
+        notify = NotifySocket(self.tmp)
         self.addCleanup(notify.close)
-        env = dict(os.environ, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="200000")
-        server = ds.Server(config, log_dir=self.tmp.name, env=env).launch(
-            wrapper=[PROGRAMS["strace"], "-f", "-qq", "-o", trace])
+        env = wt.server_env(NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="200000")
+        server = wt.windlass_server(config, env=env, wrapper=[PROGRAMS["strace"], "-f", "-qq", "-o", trace]).launch()
         port = server.wait_listening(timeout=30)
         tls_port = server.wait_listening(timeout=5, tls=True)
         with open(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children") as f:
             server_pid = int(f.read().split()[0])  # strace's child; strace itself would detach on signals
         for path, want in [("/", 200), ("/healthz", 200), ("/readyz", 200), ("/metrics", 200), ("/nope", 404)]:
-            self.assertEqual(ds.http_get(port, path)[0], want, path)
+            self.assertEqual(wt.http_status(port, path), want, path)
 
         async def clients():
             a = await websockets.connect(f"ws://127.0.0.1:{port}/", open_timeout=10)
@@ -489,7 +472,7 @@ class SandboxFitTest(unittest.TestCase):
                 self.assertEqual(ws.close_code, 1001)
 
         asyncio.run(clients())
-        self.assertEqual(server.wait_exit(20), 0, server.log())
+        self.assertEqual(server.wait(20), 0, server.stderr_text())
         kinds = set()
         while (got := notify.receive(0.01)) is not None:
             kinds |= set(got[0])
@@ -520,4 +503,4 @@ class SandboxFitTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    wt.run_tests()

@@ -29,9 +29,7 @@ numbers are printed but only a loose ceiling applies.
 import asyncio
 import base64
 import errno
-import faulthandler
 import os
-import queue
 import random
 import re
 import resource
@@ -41,22 +39,17 @@ import signal
 import socket
 import statistics
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
 import websockets
 
-# ctest kills the script at 300 s; dump every thread and exit before that.
-WATCHDOG_S = 240
-START_TIMEOUT_S = 15
-# The server's own shutdown deadline is 10 s (ServerOptions::shutdown_timeout);
-# a clean stop must come well before this.
-STOP_TIMEOUT_S = 20
-STEP_TIMEOUT_S = 10          # any single blocking socket operation
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import windlass_test as wt  # noqa: E402
+from windlass_test import STEP_TIMEOUT_S, STOP_TIMEOUT_S  # noqa: E402
+
 RTT_LIMIT_S = 2.0            # an honest round trip during an attack
 SWEEP_MS = 100               # --sweep-ms for every server here
 FD_SLACK = 2                 # descriptors allowed above baseline afterwards
@@ -64,15 +57,7 @@ SETTLE_S = 15                # how long closes may take to finish
 MiB = 1 << 20
 KiB = 1 << 10
 
-LISTENING = re.compile(r"^listening on 127\.0\.0\.1:(\d+)$")
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def _env(name):
-    value = os.environ.get(name)
-    if not value:
-        raise SystemExit(f"hostile_test: {name} is not set (ctest sets it)")
-    return value
 
 
 def log(msg):
@@ -82,79 +67,20 @@ def log(msg):
 # ------------------------------------------------------------------ server
 
 
-class Server:
-    """One windlass-echo: started, its port read, watched through /proc."""
-
-    _all = []
+class Server(wt.Server):
+    """One windlass-echo, watched through /proc and its log."""
 
     def __init__(self, flags, name):
-        self.argv = [_env("WINDLASS_ECHO_BIN"), "--host", "127.0.0.1", "--port", "0",
-                     "--sweep-ms", str(SWEEP_MS)] + list(flags)
-        self.name = name
-        self.proc = None
-        self.port = None
-        self.stderr = tempfile.TemporaryFile()
-        self._lines = queue.Queue()
-        self.asan = False
-
-    def start(self):
-        env = dict(os.environ)
         # A fixed mmap threshold (glibc otherwise raises it to the size of
         # the largest block freed) makes every block of 128 KiB or more, such
         # as a queued 1 MiB echo, go back to the kernel when it is freed, so
         # VmRSS after an attack says what the server still holds rather than
         # what glibc kept for later. No effect on an ASan build's allocator.
+        env = dict(os.environ)
         env.setdefault("MALLOC_MMAP_THRESHOLD_", str(128 * KiB))
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self.stderr, start_new_session=True, env=env)
-        Server._all.append(self)
-        threading.Thread(target=self._pump, args=(self.proc.stdout,), daemon=True).start()
-        try:
-            line = self._lines.get(timeout=START_TIMEOUT_S)
-        except queue.Empty:
-            self.kill()
-            raise AssertionError(f"{self.name}: no 'listening on' line in {START_TIMEOUT_S} s\n"
-                                 + self.stderr_text())
-        if line is None:
-            raise AssertionError(f"{self.name} exited with {self.proc.wait()} before listening\n"
-                                 + self.stderr_text())
-        m = LISTENING.match(line.rstrip("\r\n"))
-        if not m:
-            raise AssertionError(f"{self.name}: unexpected first line {line!r}")
-        self.port = int(m.group(1))
-        with open(f"/proc/{self.proc.pid}/maps") as f:
-            self.asan = "libasan" in f.read()
-        return self
-
-    def _pump(self, stream):
-        for raw in stream:
-            self._lines.put(raw.decode("utf-8", "replace"))
-        self._lines.put(None)
-
-    @property
-    def url(self):
-        return f"ws://127.0.0.1:{self.port}/"
-
-    @property
-    def addr(self):
-        return ("127.0.0.1", self.port)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    # /proc readings. A descriptor count can race with a close: good enough.
-    def fds(self):
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
-
-    def status_kib(self, field):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-        raise AssertionError(f"no {field} in /proc/{self.proc.pid}/status")
-
-    def rss_kib(self):
-        return self.status_kib("VmRSS")
+        binary = wt.env("WINDLASS_ECHO_BIN")
+        super().__init__([binary, "--sweep-ms", str(SWEEP_MS), *flags], name, env=env)
+        self.asan = wt.sanitizer(binary) == "ASan"
 
     def settled_rss_kib(self, duration=0.3):
         """The lowest VmRSS seen over `duration`: a single reading can catch a
@@ -172,10 +98,6 @@ class Server:
                 if line.startswith("Max open files"):
                     return int(line.split()[3])
         return None
-
-    def log_text(self):
-        self.stderr.seek(0)
-        return self.stderr.read().decode("utf-8", "replace")
 
     def count_log(self, pattern):
         return len(re.findall(pattern, self.log_text()))
@@ -197,39 +119,6 @@ class Server:
             if n <= at_most or time.monotonic() >= deadline:
                 return n
             time.sleep(0.05)
-
-    def stop(self):
-        """SIGTERM; the server must exit 0 within STOP_TIMEOUT_S. Returns seconds taken."""
-        t0 = time.monotonic()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"{self.name} still running {STOP_TIMEOUT_S} s after SIGTERM\n"
-                                 + self.stderr_text())
-        if code != 0:
-            raise AssertionError(f"{self.name} exited with {code} after SIGTERM, expected 0\n"
-                                 + self.stderr_text(20000))
-        return time.monotonic() - t0
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
-
-    def stderr_text(self, limit=6000):
-        text = self.log_text()
-        return f"--- {self.name} stderr (last {limit} chars) ---\n{text[-limit:]}"
-
-    @classmethod
-    def kill_all(cls):
-        for server in cls._all:
-            server.kill()
 
 
 class Sampler:
@@ -287,7 +176,7 @@ class Honest:
 
     async def _main(self):
         try:
-            async with websockets.connect(self.server.url, compression=None, max_size=4 * MiB,
+            async with websockets.connect(self.server.url(), compression=None, max_size=4 * MiB,
                                           open_timeout=STEP_TIMEOUT_S, close_timeout=STEP_TIMEOUT_S,
                                           ping_interval=None) as ws:
                 n = 0
@@ -533,8 +422,9 @@ class HostileTest(unittest.TestCase):
                 self.assertLess(self.sampler.peak_rss - self.base_rss,
                                 4 * peak_rss_bound_kib + 256 * 1024,
                                 "peak memory during the attack above its (ASan) bound")
-        took = server.stop()
-        log(f"SIGTERM: exit 0 in {took:.2f} s")
+        t0 = time.monotonic()
+        server.stop()
+        log(f"SIGTERM: exit 0 in {time.monotonic() - t0:.2f} s")
 
     # -------------------------------------------------------------- 1. slowloris
 
@@ -1041,7 +931,7 @@ async def idle_client(server, idle_s, result):
     """Connects, stays idle for idle_s (answering the server's pings, as
     websockets does by itself), then checks one echo still works."""
     try:
-        async with websockets.connect(server.url, compression=None, ping_interval=None,
+        async with websockets.connect(server.url(), compression=None, ping_interval=None,
                                       open_timeout=STEP_TIMEOUT_S) as ws:
             await asyncio.sleep(idle_s)
             await asyncio.wait_for(ws.send("still here"), STEP_TIMEOUT_S)
@@ -1119,22 +1009,9 @@ def raise_fd_limit():
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
-def main():
-    faulthandler.dump_traceback_later(WATCHDOG_S, exit=True)
+if __name__ == "__main__":
+    wt.watchdog()
     # Before any server starts, so that each inherits the raised soft limit.
     soft, hard = raise_fd_limit()
     print(f"hostile_test: RLIMIT_NOFILE {soft}/{hard} (servers inherit it)", flush=True)
-    argv = [sys.argv[0]] + sys.argv[1:]
-    prog = unittest.main(module=sys.modules[__name__], argv=argv, exit=False,
-                         testRunner=unittest.TextTestRunner(verbosity=2, stream=sys.stdout))
-    Server.kill_all()
-    result = prog.result
-    failed_ids = {getattr(t, "test_case", t).id() for t, _ in result.failures + result.errors}
-    failed = len(failed_ids)
-    passed = max(0, result.testsRun - failed - len(result.skipped))
-    print(f"hostile_test: {passed} passed, {failed} failed, {len(result.skipped)} skipped")
-    sys.exit(0 if result.wasSuccessful() else 1)
-
-
-if __name__ == "__main__":
-    main()
+    wt.run_tests()

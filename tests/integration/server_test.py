@@ -14,13 +14,11 @@ Run by ctest with WINDLASS_SERVER_BIN and WINDLASS_SOURCE_DIR set; by hand:
     WINDLASS_SERVER_BIN=build/release/src/server/windlass-server \
     WINDLASS_SOURCE_DIR=$PWD /usr/bin/python3 tests/integration/server_test.py
 
-Without WINDLASS_SERVER_BIN it looks in build/release and build/h9, and
+Without WINDLASS_SERVER_BIN it looks in build/release, and
 skips (exit 0, saying so) when there is no binary.
 """
 
 import asyncio
-import faulthandler
-import http.client
 import json
 import os
 import queue
@@ -30,42 +28,18 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
 import websockets
 
-# ctest kills the test at 300 s; dump every thread and exit well before that.
-WATCHDOG_S = 240
-STEP_TIMEOUT_S = 10      # any single connect / send / recv / close
-QUIET_S = 0.5            # how long "nothing arrives" is watched for
-START_TIMEOUT_S = 15
-STOP_TIMEOUT_S = 20      # the default config drains for 5 s before closing
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import windlass_test as wt  # noqa: E402
+from windlass_test import (CHAT_PUBLIC, DEFAULT_CONFIG, STEP_TIMEOUT_S, assert_silent, http_request,  # noqa: E402
+                           run_async as run, server_env, step, toml_string, wait_until)
 
-SOURCE_DIR = os.environ.get("WINDLASS_SOURCE_DIR") or os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT_CONFIG = os.path.join(SOURCE_DIR, "deploy", "windlass.toml")
-CHAT_PUBLIC = os.path.join(SOURCE_DIR, "examples", "chat", "public")
-
-LISTENING = re.compile(r"^listening on (\S+):(\d+)( \(tls\))?$")
-
-
-def find_server():
-    path = os.environ.get("WINDLASS_SERVER_BIN")
-    if path:
-        if not os.access(path, os.X_OK):
-            raise SystemExit(f"server_test: WINDLASS_SERVER_BIN={path} is not an executable file")
-        return path
-    for build in ("build/release", "build/h9"):
-        candidate = os.path.join(SOURCE_DIR, build, "src", "server", "windlass-server")
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-SERVER_BIN = find_server()
+SERVER_BIN = wt.server_binary(required=False)
 
 
 def setUpModule():
@@ -75,164 +49,21 @@ def setUpModule():
 
 
 def project_version():
-    with open(os.path.join(SOURCE_DIR, "CMakeLists.txt")) as f:
+    with open(os.path.join(wt.SOURCE_DIR, "CMakeLists.txt")) as f:
         m = re.search(r"project\(windlass\s+VERSION\s+([0-9.]+)", f.read())
     assert m, "no project(windlass VERSION ...) in CMakeLists.txt"
     return m.group(1)
 
 
-def toml_string(s):
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def clean_env(**overrides):
-    """The test's environment without any WINDLASS_* or systemd variable
-    that would change the server's configuration, plus `overrides`."""
-    env = {k: v for k, v in os.environ.items()
-           if not (k.startswith("WINDLASS_") and k not in ("WINDLASS_SOURCE_DIR", "WINDLASS_SERVER_BIN"))
-           and k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
-    env.update(overrides)
-    return env
-
-
 def run_cli(*args, env=None, cwd=None):
     return subprocess.run([SERVER_BIN, *args], stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=30, env=env if env is not None else clean_env(), cwd=cwd)
-
-
-class Server:
-    """One windlass-server process: started, its port read from the
-    'listening on' line, stopped with SIGTERM (exit 0 expected)."""
-
-    _all = []
-
-    def __init__(self, args, env=None, name="windlass-server"):
-        self.args = list(args)
-        self.env = env if env is not None else clean_env()
-        self.name = name
-        self.proc = None
-        self.port = None
-        self.stderr = tempfile.TemporaryFile()
-        self._lines = queue.Queue()
-
-    def start(self):
-        self.proc = subprocess.Popen([SERVER_BIN, *self.args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self.stderr, env=self.env, start_new_session=True)
-        Server._all.append(self)
-        threading.Thread(target=self._pump, args=(self.proc.stdout,), daemon=True).start()
-        try:
-            line = self._lines.get(timeout=START_TIMEOUT_S)
-        except queue.Empty:
-            self.kill()
-            raise AssertionError(f"{self.name}: no 'listening on' line within {START_TIMEOUT_S} s\n"
-                                 + self.stderr_text())
-        if line is None:
-            raise AssertionError(f"{self.name} exited with {self.proc.wait()} before it was listening\n"
-                                 + self.stderr_text())
-        m = LISTENING.match(line.rstrip("\n"))
-        if not m or m.group(3):
-            self.kill()
-            raise AssertionError(f"{self.name}: unexpected first line on stdout: {line!r}")
-        self.port = int(m.group(2))
-        return self
-
-    def _pump(self, stream):
-        for raw in stream:
-            self._lines.put(raw.decode("utf-8", "replace"))
-        self._lines.put(None)
-
-    def url(self, path="/"):
-        return f"ws://127.0.0.1:{self.port}{path}"
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def signal(self, signo=signal.SIGTERM):
-        self.proc.send_signal(signo)
-
-    def wait(self, timeout=STOP_TIMEOUT_S):
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"{self.name} still running {timeout} s after SIGTERM\n" + self.stderr_text())
-
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.signal(signal.SIGTERM)
-        code = self.wait()
-        if code != 0:
-            raise AssertionError(f"{self.name} exited with {code} after SIGTERM, expected 0\n" + self.stderr_text())
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
-
-    def stderr_lines(self):
-        self.stderr.seek(0)
-        return self.stderr.read().decode("utf-8", "replace").splitlines()
-
-    def stderr_text(self, limit=4000):
-        self.stderr.seek(0)
-        text = self.stderr.read().decode("utf-8", "replace")
-        return f"--- {self.name} stderr (last {limit} chars) ---\n{text[-limit:]}"
-
-    @classmethod
-    def kill_all(cls):
-        for server in cls._all:
-            server.kill()
-
-
-def http_request(port, path, method="GET", headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=STEP_TIMEOUT_S)
-    try:
-        conn.request(method, path, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        conn.close()
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 60))
-
-
-async def step(awaitable, what):
-    try:
-        return await asyncio.wait_for(awaitable, STEP_TIMEOUT_S)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"timed out after {STEP_TIMEOUT_S} s: {what}") from None
+                          text=True, timeout=30, env=env if env is not None else server_env(), cwd=cwd)
 
 
 async def connect(url, **kwargs):
     kwargs.setdefault("compression", None)
     return await step(websockets.connect(url, open_timeout=None, close_timeout=STEP_TIMEOUT_S, **kwargs),
                       f"connect to {url}")
-
-
-async def assert_quiet(ws, what):
-    try:
-        got = await asyncio.wait_for(ws.recv(), QUIET_S)
-    except asyncio.TimeoutError:
-        return
-    raise AssertionError(f"{what}: unexpected message {got!r}")
-
-
-def wait_until(predicate, what, timeout=5.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(interval)
 
 
 # ---------------------------------------------------------------- metrics
@@ -325,17 +156,14 @@ class CommandLineTest(unittest.TestCase):
         """A config whose --check-config must fail with exit 1 and one
         line on stderr matching `pattern` (a regex; FILE stands for the
         config's path)."""
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "bad.toml")
-            with open(path, "w") as f:
-                f.write(text)
-            r = run_cli("--config", path, "--check-config")
-            self.assertEqual(r.returncode, 1, f"accepted:\n{text}\nstdout: {r.stdout}")
-            self.assertEqual(r.stdout, "")
-            lines = r.stderr.splitlines()
-            self.assertEqual(len(lines), 1, r.stderr)
-            expected = "^windlass-server: config error: " + pattern.replace("FILE", re.escape(path))
-            self.assertRegex(lines[0], expected)
+        path = wt.write_file(wt.temp_dir(), "bad.toml", text)
+        r = run_cli("--config", path, "--check-config")
+        self.assertEqual(r.returncode, 1, f"accepted:\n{text}\nstdout: {r.stdout}")
+        self.assertEqual(r.stdout, "")
+        lines = r.stderr.splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        expected = "^windlass-server: config error: " + pattern.replace("FILE", re.escape(path))
+        self.assertRegex(lines[0], expected)
 
     def test_unknown_key_is_an_error_with_its_line_and_a_suggestion(self):
         self.check_bad("# a comment\n\n[server]\nport = 8080\nprot = 9000\n",
@@ -386,16 +214,16 @@ class CommandLineTest(unittest.TestCase):
 
     def test_environment_overrides_the_file_and_flags_override_the_environment(self):
         base = ["--config", DEFAULT_CONFIG, "--check-config"]
-        r = run_cli(*base, env=clean_env(WINDLASS_PORT="12345", WINDLASS_HOST="::1", WINDLASS_THREADS="3",
-                                         WINDLASS_LOG_LEVEL="debug", WINDLASS_LOG_FORMAT="json"))
+        r = run_cli(*base, env=server_env(WINDLASS_PORT="12345", WINDLASS_HOST="::1", WINDLASS_THREADS="3",
+                                          WINDLASS_LOG_LEVEL="debug", WINDLASS_LOG_FORMAT="json"))
         self.assertEqual(r.returncode, 0, r.stderr)
         for part in ["listen ::1:12345", "threads 3", "log debug json"]:
             self.assertIn(part, r.stdout)
-        r = run_cli(*base, "--port", "23456", "--log-format", "text", env=clean_env(WINDLASS_PORT="12345"))
+        r = run_cli(*base, "--port", "23456", "--log-format", "text", env=server_env(WINDLASS_PORT="12345"))
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("listen 127.0.0.1:23456", r.stdout)
         self.assertIn("log info text", r.stdout)
-        r = run_cli(*base, env=clean_env(WINDLASS_PORT="eighty"))
+        r = run_cli(*base, env=server_env(WINDLASS_PORT="eighty"))
         self.assertEqual(r.returncode, 1)
         self.assertIn("WINDLASS_PORT=eighty: not a port number", r.stderr)
         r = run_cli(*base, "--log-level", "loud")
@@ -413,7 +241,7 @@ class CommandLineTest(unittest.TestCase):
         self.assertRegex(r.stderr, rf"error cannot start listening: .*127\.0\.0\.1:{port}.*in use")
 
     def test_config_file_from_the_environment(self):
-        r = run_cli("--check-config", env=clean_env(WINDLASS_CONFIG=DEFAULT_CONFIG))
+        r = run_cli("--check-config", env=server_env(WINDLASS_CONFIG=DEFAULT_CONFIG))
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("/echo echo", r.stdout)
 
@@ -423,14 +251,14 @@ class DefaultConfigTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.server = Server(["--config", DEFAULT_CONFIG, "--port", "0"]).start()
+        cls.server = wt.windlass_server(DEFAULT_CONFIG).start()
 
     @classmethod
     def tearDownClass(cls):
         cls.server.stop()
 
     def tearDown(self):
-        self.assertTrue(self.server.alive(), "windlass-server died during the test\n" + self.server.stderr_text())
+        self.server.assert_alive()
 
     def scrape(self):
         status, headers, body = http_request(self.server.port, "/metrics")
@@ -452,7 +280,7 @@ class DefaultConfigTest(unittest.TestCase):
             try:
                 await step(alice.send("hello from alice"), "alice sends")
                 self.assertEqual(await step(bob.recv(), "bob receives"), "hello from alice")
-                await assert_quiet(alice, "the sender must not get its own message")
+                await assert_silent(alice, "the sender")
                 await step(bob.send(b"\x00\x01binary"), "bob sends binary")
                 self.assertEqual(await step(alice.recv(), "alice receives"), b"\x00\x01binary")
             finally:
@@ -568,86 +396,82 @@ class RouteOptionsTest(unittest.TestCase):
     """Per-route keys: subprotocols, max_message_size, topic."""
 
     def test_route_options_apply(self):
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "routes.toml")
-            with open(path, "w") as f:
-                f.write('[server]\nthreads = 2\nshutdown_timeout = "5s"\n'
-                        '[websocket]\nmax_message_size = "4KiB"\n'
-                        '[[route]]\npath = "/a"\ncomponent = "chat"\ntopic = "room"\n'
-                        'subprotocols = ["chat.v2", "chat.v1"]\nmax_message_size = 1024\n'
-                        '[[route]]\npath = "/b"\ncomponent = "chat"\ntopic = "room"\n'
-                        '[[route]]\npath = "/e"\ncomponent = "echo"\n')
-            server = Server(["--config", path, "--port", "0"]).start()
-            try:
-                async def body():
-                    a = await connect(server.url("/a"), subprotocols=["chat.v1"])
-                    self.assertEqual(a.subprotocol, "chat.v1")
-                    b = await connect(server.url("/b"))
-                    self.assertIsNone(b.subprotocol)
-                    # Two routes, one topic: one room.
-                    await step(a.send("via a"), "send on /a")
-                    self.assertEqual(await step(b.recv(), "receive on /b"), "via a")
-                    # /e takes the [websocket] default (4 KiB), /a its own 1024.
-                    e = await connect(server.url("/e"))
-                    await step(e.send("y" * 4000), "4000 bytes to /e")
-                    self.assertEqual(len(await step(e.recv(), "echo of 4000")), 4000)
-                    await step(a.send("x" * 2000), "2000 bytes to /a")
-                    await step(a.wait_closed(), "/a closes")
-                    self.assertEqual(a.close_code, 1009)
-                    await b.close()
-                    await e.close()
-                run(body())
-            finally:
-                server.stop()
+        path = wt.write_file(wt.temp_dir(), "routes.toml",
+                             '[server]\nthreads = 2\nshutdown_timeout = "5s"\n'
+                             '[websocket]\nmax_message_size = "4KiB"\n'
+                             '[[route]]\npath = "/a"\ncomponent = "chat"\ntopic = "room"\n'
+                             'subprotocols = ["chat.v2", "chat.v1"]\nmax_message_size = 1024\n'
+                             '[[route]]\npath = "/b"\ncomponent = "chat"\ntopic = "room"\n'
+                             '[[route]]\npath = "/e"\ncomponent = "echo"\n')
+        server = wt.windlass_server(path).start()
+        try:
+            async def body():
+                a = await connect(server.url("/a"), subprotocols=["chat.v1"])
+                self.assertEqual(a.subprotocol, "chat.v1")
+                b = await connect(server.url("/b"))
+                self.assertIsNone(b.subprotocol)
+                # Two routes, one topic: one room.
+                await step(a.send("via a"), "send on /a")
+                self.assertEqual(await step(b.recv(), "receive on /b"), "via a")
+                # /e takes the [websocket] default (4 KiB), /a its own 1024.
+                e = await connect(server.url("/e"))
+                await step(e.send("y" * 4000), "4000 bytes to /e")
+                self.assertEqual(len(await step(e.recv(), "echo of 4000")), 4000)
+                await step(a.send("x" * 2000), "2000 bytes to /a")
+                await step(a.wait_closed(), "/a closes")
+                self.assertEqual(a.close_code, 1009)
+                await b.close()
+                await e.close()
+            run(body())
+        finally:
+            server.stop()
 
 
 class CompressionAndAccessTest(unittest.TestCase):
     """[websocket] compression and rate limits, and the [access] table."""
 
     def test_compression_rate_limit_and_access_rules_apply(self):
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "access.toml")
-            with open(path, "w") as f:
-                f.write('[server]\nthreads = 2\nshutdown_timeout = "5s"\n'
-                        '[websocket]\ncompression = "shared"\nrate_limit_messages = 5\n'
-                        '[access]\nallowed_origins = ["https://chat.example.com"]\n'
-                        'trusted_proxies = ["127.0.0.1"]\nblocklist = ["203.0.113.0/24"]\n'
-                        '[[route]]\npath = "/e"\ncomponent = "echo"\n'
-                        '[[route]]\npath = "/plain"\ncomponent = "echo"\ncompression = "off"\n')
-            server = Server(["--config", path, "--port", "0"]).start()
-            try:
-                async def body():
-                    good = {"Origin": "https://chat.example.com"}
-                    ws = await connect(server.url("/e"), extra_headers=good, compression="deflate")
-                    self.assertIn("permessage-deflate", ws.response_headers.get("Sec-WebSocket-Extensions", ""))
-                    await step(ws.send("z" * 500), "compressed echo")
-                    self.assertEqual(await step(ws.recv(), "echo"), "z" * 500)
-                    # Five messages a second: the burst runs out, the server closes with 1008.
-                    for i in range(20):
-                        try:
-                            await ws.send(f"m{i}")
-                        except websockets.ConnectionClosed:
-                            break
-                    await step(ws.wait_closed(), "rate-limited close")
-                    self.assertEqual(ws.close_code, 1008)
-                    plain = await connect(server.url("/plain"), extra_headers=good, compression="deflate")
-                    self.assertIsNone(plain.response_headers.get("Sec-WebSocket-Extensions"))
-                    await plain.close()
-                    for headers, what in (({"Origin": "https://evil.example.net"}, "foreign origin"),
-                                          (dict(good, **{"X-Forwarded-For": "203.0.113.9"}), "blocked client")):
-                        with self.assertRaises(websockets.InvalidStatusCode) as cm:
-                            await connect(server.url("/e"), extra_headers=headers)
-                        self.assertEqual(cm.exception.status_code, 403, what)
-                run(body())
-            finally:
-                server.stop()
+        path = wt.write_file(wt.temp_dir(), "access.toml",
+                             '[server]\nthreads = 2\nshutdown_timeout = "5s"\n'
+                             '[websocket]\ncompression = "shared"\nrate_limit_messages = 5\n'
+                             '[access]\nallowed_origins = ["https://chat.example.com"]\n'
+                             'trusted_proxies = ["127.0.0.1"]\nblocklist = ["203.0.113.0/24"]\n'
+                             '[[route]]\npath = "/e"\ncomponent = "echo"\n'
+                             '[[route]]\npath = "/plain"\ncomponent = "echo"\ncompression = "off"\n')
+        server = wt.windlass_server(path).start()
+        try:
+            async def body():
+                good = {"Origin": "https://chat.example.com"}
+                ws = await connect(server.url("/e"), extra_headers=good, compression="deflate")
+                self.assertIn("permessage-deflate", ws.response_headers.get("Sec-WebSocket-Extensions", ""))
+                await step(ws.send("z" * 500), "compressed echo")
+                self.assertEqual(await step(ws.recv(), "echo"), "z" * 500)
+                # Five messages a second: the burst runs out, the server closes with 1008.
+                for i in range(20):
+                    try:
+                        await ws.send(f"m{i}")
+                    except websockets.ConnectionClosed:
+                        break
+                await step(ws.wait_closed(), "rate-limited close")
+                self.assertEqual(ws.close_code, 1008)
+                plain = await connect(server.url("/plain"), extra_headers=good, compression="deflate")
+                self.assertIsNone(plain.response_headers.get("Sec-WebSocket-Extensions"))
+                await plain.close()
+                for headers, what in (({"Origin": "https://evil.example.net"}, "foreign origin"),
+                                      (dict(good, **{"X-Forwarded-For": "203.0.113.9"}), "blocked client")):
+                    with self.assertRaises(websockets.InvalidStatusCode) as cm:
+                        await connect(server.url("/e"), extra_headers=headers)
+                    self.assertEqual(cm.exception.status_code, 403, what)
+            run(body())
+        finally:
+            server.stop()
 
 
 class LogFormatTest(unittest.TestCase):
 
     def test_json_log_lines_and_access_fields(self):
-        server = Server(["--config", DEFAULT_CONFIG, "--port", "0", "--log-format", "json", "--threads", "2"],
-                        env=clean_env(WINDLASS_LOG_LEVEL="debug")).start()
+        server = wt.windlass_server(DEFAULT_CONFIG, "--log-format", "json", "--threads", "2",
+                                    env=server_env(WINDLASS_LOG_LEVEL="debug")).start()
         try:
             async def body():
                 ws = await connect(server.url("/echo?token=s3cret-value"),
@@ -704,43 +528,41 @@ class ShutdownTest(unittest.TestCase):
 
     def test_sigterm_drains_then_closes_with_1001(self):
         drain_s = 2.0
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "drain.toml")
-            with open(path, "w") as f:
-                f.write(f'[server]\nthreads = 2\ndrain_delay = "{int(drain_s * 1000)}ms"\nshutdown_timeout = "5s"\n'
-                        f'[[route]]\npath = "/echo"\ncomponent = "echo"\n'
-                        f'[[route]]\npath = "/*"\ncomponent = "static"\nroot = {toml_string(CHAT_PUBLIC)}\n')
-            server = Server(["--config", path, "--port", "0"]).start()
-            try:
-                async def body():
-                    clients = [await connect(server.url("/echo")) for _ in range(3)]
-                    signalled_at = time.monotonic()
-                    server.signal(signal.SIGTERM)
-                    loop = asyncio.get_running_loop()
+        path = wt.write_file(wt.temp_dir(), "drain.toml",
+                             f'[server]\nthreads = 2\ndrain_delay = "{int(drain_s * 1000)}ms"\nshutdown_timeout = "5s"\n'
+                             f'[[route]]\npath = "/echo"\ncomponent = "echo"\n'
+                             f'[[route]]\npath = "/*"\ncomponent = "static"\nroot = {toml_string(CHAT_PUBLIC)}\n')
+        server = wt.windlass_server(path).start()
+        try:
+            async def body():
+                clients = [await connect(server.url("/echo")) for _ in range(3)]
+                signalled_at = time.monotonic()
+                server.signal(signal.SIGTERM)
+                loop = asyncio.get_running_loop()
 
-                    def ready_status():
-                        return http_request(server.port, "/readyz")[0]
-                    status = None
-                    while time.monotonic() - signalled_at < drain_s / 2:
-                        status = await loop.run_in_executor(None, ready_status)
-                        if status == 503:
-                            break
-                        await asyncio.sleep(0.05)
-                    self.assertEqual(status, 503, "/readyz did not turn 503 early in the drain")
-                    self.assertEqual((await loop.run_in_executor(None, http_request, server.port, "/healthz"))[0], 200)
-                    # Still serving the clients it has while it drains.
-                    for i, ws in enumerate(clients):
-                        await step(ws.send(f"during drain {i}"), "send during the drain")
-                        self.assertEqual(await step(ws.recv(), "echo during the drain"), f"during drain {i}")
-                    for ws in clients:
-                        await step(ws.wait_closed(), "the server's close")
-                        self.assertEqual(ws.close_code, 1001)
-                    self.assertGreaterEqual(time.monotonic() - signalled_at, drain_s * 0.9,
-                                            "clients were closed before drain_delay passed")
-                run(body())
-                self.assertEqual(server.wait(), 0, server.stderr_text())
-            finally:
-                server.kill()
+                def ready_status():
+                    return http_request(server.port, "/readyz")[0]
+                status = None
+                while time.monotonic() - signalled_at < drain_s / 2:
+                    status = await loop.run_in_executor(None, ready_status)
+                    if status == 503:
+                        break
+                    await asyncio.sleep(0.05)
+                self.assertEqual(status, 503, "/readyz did not turn 503 early in the drain")
+                self.assertEqual((await loop.run_in_executor(None, http_request, server.port, "/healthz"))[0], 200)
+                # Still serving the clients it has while it drains.
+                for i, ws in enumerate(clients):
+                    await step(ws.send(f"during drain {i}"), "send during the drain")
+                    self.assertEqual(await step(ws.recv(), "echo during the drain"), f"during drain {i}")
+                for ws in clients:
+                    await step(ws.wait_closed(), "the server's close")
+                    self.assertEqual(ws.close_code, 1001)
+                self.assertGreaterEqual(time.monotonic() - signalled_at, drain_s * 0.9,
+                                        "clients were closed before drain_delay passed")
+            run(body())
+            self.assertEqual(server.wait(), 0, server.stderr_text())
+        finally:
+            server.kill()
         # The text access log: a close line per client, cause shutdown.
         closes = [l for l in server.stderr_lines() if " access close " in l]
         self.assertEqual(len(closes), 3, server.stderr_text())
@@ -754,79 +576,64 @@ class SystemdNotifyTest(unittest.TestCase):
     """sd_notify(3) against a socket of our own, read as systemd reads it."""
 
     def test_ready_watchdog_status_and_stopping(self):
-        with tempfile.TemporaryDirectory() as d:
-            sock_path = os.path.join(d, "notify.sock")
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            sock.bind(sock_path)
-            sock.settimeout(0.2)
-            messages = queue.Queue()
-            done = threading.Event()
+        d = wt.temp_dir()
+        sock_path = os.path.join(d, "notify.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(sock_path)
+        sock.settimeout(0.2)
+        messages = queue.Queue()
+        done = threading.Event()
 
-            # Read continuously, as systemd does: sd_notify's send blocks once
-            # the socket's queue (net.unix.max_dgram_qlen, often 10) is full.
-            def reader():
-                while not done.is_set():
-                    try:
-                        messages.put(sock.recv(4096).decode())
-                    except socket.timeout:
-                        continue
-            thread = threading.Thread(target=reader, daemon=True)
-            thread.start()
+        # Read continuously, as systemd does: sd_notify's send blocks once
+        # the socket's queue (net.unix.max_dgram_qlen, often 10) is full.
+        def reader():
+            while not done.is_set():
+                try:
+                    messages.put(sock.recv(4096).decode())
+                except socket.timeout:
+                    continue
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
 
-            def receive_until(predicate, what):
-                got = []
-                deadline = time.monotonic() + STEP_TIMEOUT_S
-                while time.monotonic() < deadline:
-                    try:
-                        message = messages.get(timeout=0.1)
-                    except queue.Empty:
-                        continue
-                    got.append(message)
-                    if predicate(message):
-                        return got
-                raise AssertionError(f"no {what} notification; got {got}")
+        def receive_until(predicate, what):
+            got = []
+            deadline = time.monotonic() + STEP_TIMEOUT_S
+            while time.monotonic() < deadline:
+                try:
+                    message = messages.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                got.append(message)
+                if predicate(message):
+                    return got
+            raise AssertionError(f"no {what} notification; got {got}")
 
-            env = clean_env(NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="400000")
-            server = Server(["--config", DEFAULT_CONFIG, "--port", "0"], env=env).start()
-            try:
-                ready = receive_until(lambda m: "READY=1" in m, "READY=1")[-1].split("\n")
-                self.assertIn(f"STATUS=listening on 127.0.0.1:{server.port}", ready)
-                start = time.monotonic()
-                receive_until(lambda m: m == "WATCHDOG=1", "first WATCHDOG=1")
-                receive_until(lambda m: m == "WATCHDOG=1", "second WATCHDOG=1")
-                # Pings every 200 ms (half of WATCHDOG_USEC): two come well within 2 s.
-                self.assertLess(time.monotonic() - start, 2.0)
-                server.signal(signal.SIGTERM)
-                stopping = receive_until(lambda m: "STOPPING=1" in m, "STOPPING=1")[-1].split("\n")
-                extend = [f for f in stopping if f.startswith("EXTEND_TIMEOUT_USEC=")]
-                self.assertEqual(len(extend), 1, stopping)
-                # drain_delay 5 s + shutdown_timeout 10 s + a margin.
-                self.assertGreaterEqual(int(extend[0].split("=")[1]), 15_000_000)
-                # The watchdog keeps pinging through the drain.
-                receive_until(lambda m: m == "WATCHDOG=1", "WATCHDOG=1 while draining")
-                self.assertEqual(server.wait(), 0, server.stderr_text())
-            finally:
-                server.kill()
-                done.set()
-                thread.join()
-                sock.close()
-
-
-def main():
-    faulthandler.dump_traceback_later(WATCHDOG_S, exit=True)
-    runner = unittest.TextTestRunner(verbosity=2, stream=sys.stdout)
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-    try:
-        result = runner.run(suite)
-    finally:
-        Server.kill_all()
-    failed_ids = {getattr(t, "test_case", t).id() for t, _ in result.failures + result.errors}
-    failed_ids |= {t.id() for t in result.unexpectedSuccesses}
-    failed = len(failed_ids)
-    passed = max(0, result.testsRun - failed - len(result.skipped))
-    print(f"server_test: {passed} passed, {failed} failed, {len(result.skipped)} skipped")
-    sys.exit(0 if result.wasSuccessful() else 1)
+        env = server_env(NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="400000")
+        server = wt.windlass_server(DEFAULT_CONFIG, env=env).start()
+        try:
+            ready = receive_until(lambda m: "READY=1" in m, "READY=1")[-1].split("\n")
+            self.assertIn(f"STATUS=listening on 127.0.0.1:{server.port}", ready)
+            start = time.monotonic()
+            receive_until(lambda m: m == "WATCHDOG=1", "first WATCHDOG=1")
+            receive_until(lambda m: m == "WATCHDOG=1", "second WATCHDOG=1")
+            # Pings every 200 ms (half of WATCHDOG_USEC): two come well within 2 s.
+            self.assertLess(time.monotonic() - start, 2.0)
+            server.signal(signal.SIGTERM)
+            stopping = receive_until(lambda m: "STOPPING=1" in m, "STOPPING=1")[-1].split("\n")
+            extend = [f for f in stopping if f.startswith("EXTEND_TIMEOUT_USEC=")]
+            self.assertEqual(len(extend), 1, stopping)
+            # drain_delay 5 s + shutdown_timeout 10 s + a margin.
+            self.assertGreaterEqual(int(extend[0].split("=")[1]), 15_000_000)
+            # The watchdog keeps pinging through the drain.
+            receive_until(lambda m: m == "WATCHDOG=1", "WATCHDOG=1 while draining")
+            self.assertEqual(server.wait(), 0, server.stderr_text())
+        finally:
+            server.kill()
+            done.set()
+            thread.join()
+            sock.close()
 
 
 if __name__ == "__main__":
-    main()
+    wt.watchdog()
+    wt.run_tests()
