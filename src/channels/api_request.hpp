@@ -166,6 +166,10 @@ class ApiRequestVerifier {
   ApiError parse_query(std::string_view query);
   // A decoded parameter by its lower-case name; arrays joined with ','.
   std::optional<std::string_view> param(std::string_view name) const noexcept;
+  // Every decoded parameter, in the order first sent.
+  size_t parameter_count() const noexcept { return count_; }
+  std::string_view parameter_name(size_t i) const noexcept { return params_[i].key; }
+  std::string_view parameter_value(size_t i) const noexcept { return params_[i].value; }
   // The string the last verify() signed, for logs and tests.
   std::string_view string_to_sign() const noexcept { return to_sign_; }
   const ApiAuthOptions& options() const noexcept { return options_; }
@@ -203,7 +207,7 @@ struct ApiBodyLimits {
   size_t max_channels = 100;         // per event
   size_t max_batch_size = 10;        // events per batch
   size_t max_event_name = 200;
-  size_t max_depth = 16;
+  size_t max_depth = 16;  // nesting as simdjson counts it: {"a":1} is 2 deep
 };
 
 struct ApiEvent {

@@ -33,7 +33,9 @@ enum class JsonStatus : uint8_t {
 class JsonDocument {
  public:
   // `max_size`: the largest text it will parse (callers check their limit
-  // before calling); `max_depth`: nesting of arrays and objects allowed.
+  // before calling); `max_depth`: simdjson's nesting limit, which counts
+  // each object and array as a level and the values inside a non-empty one
+  // as one more: "{}" has depth 1, {"a":1} and {"a":{}} depth 2.
   JsonDocument(size_t max_size, size_t max_depth);
 
   // Copies `text` into the document's own padded buffer (grown once, up to

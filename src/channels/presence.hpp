@@ -32,7 +32,7 @@ struct PresenceLimits {
   size_t max_user_info = 1024;  // raw JSON bytes of user_info
   size_t max_user_id = 128;     // bytes of the normalized user_id / id
   size_t max_watchlist = 100;   // ids in a sign-in watchlist
-  size_t max_depth = 32;
+  size_t max_depth = 32;        // nesting as simdjson counts it: {"a":1} is 2 deep
   // channel_data or user_data longer than this is refused before parsing:
   // room for the limits above plus the JSON around them.
   size_t max_text() const noexcept { return max_user_info + max_user_id * (max_watchlist + 1) + 1024; }
