@@ -26,21 +26,31 @@ int hex_digit(char c) noexcept {
 // `plus_is_space`, '+' is a space (application/x-www-form-urlencoded, what
 // PHP's http_build_query sends). False on a '%' without two hex digits.
 bool percent_decode(std::string_view in, bool plus_is_space, std::string& out) {
-  for (size_t i = 0; i < in.size(); ++i) {
+  // Runs without '%' or '+' are appended whole.
+  const size_t n = in.size();
+  size_t run = 0;
+  size_t i = 0;
+  while (i < n) {
     const char c = in[i];
-    if (c == '%') {
-      if (in.size() - i < 3) return false;
+    if (c != '%' && (c != '+' || !plus_is_space)) {
+      ++i;
+      continue;
+    }
+    out.append(in.data() + run, i - run);
+    if (c == '+') {
+      out.push_back(' ');
+      i += 1;
+    } else {
+      if (n - i < 3) return false;
       const int hi = hex_digit(in[i + 1]);
       const int lo = hex_digit(in[i + 2]);
       if (hi < 0 || lo < 0) return false;
       out.push_back(static_cast<char>((hi << 4) | lo));
-      i += 2;
-    } else if (c == '+' && plus_is_space) {
-      out.push_back(' ');
-    } else {
-      out.push_back(c);
+      i += 3;
     }
+    run = i;
   }
+  out.append(in.data() + run, n - run);
   return true;
 }
 
@@ -323,7 +333,7 @@ ApiError ApiRequestVerifier::verify(const ApiRequest& request, AppSigner& signer
   if (body_md5) {
     if (body_md5->size() != kMd5HexLength || !all_hex(*body_md5)) return ApiError::malformed_body_md5;
     Md5Hex actual;
-    if (!md5_hex(request.body, actual)) return ApiError::crypto_failure;
+    if (!md5_.hex(request.body, actual)) return ApiError::crypto_failure;
     char claimed[kMd5HexLength];
     for (size_t i = 0; i < kMd5HexLength; ++i) claimed[i] = ascii_lower((*body_md5)[i]);
     if (!constant_time_equal(std::string_view(claimed, kMd5HexLength), actual.view())) {

@@ -182,6 +182,7 @@ class ApiRequestVerifier {
   };
 
   ApiAuthOptions options_;
+  Md5Hasher md5_;
   std::vector<Param> params_;  // reused: params_[0, count_) are live
   size_t count_ = 0;
   std::vector<uint32_t> order_;

@@ -6,6 +6,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace windlass::channels {
 namespace {
 
@@ -25,11 +29,17 @@ constexpr uint64_t bytes_equal(uint64_t x, uint8_t c) noexcept {
   return (v - kOnes) & ~v & kHigh;
 }
 
-// True when none of 8 bytes needs escaping or UTF-8 decoding: all are
-// printable ASCII other than '"' and '\'.
-constexpr bool plain8(uint64_t x) noexcept {
+// A high bit in each byte of `x` that needs escaping or UTF-8 decoding:
+// anything but printable ASCII other than '"' and '\'. Exact in its lowest
+// set bit (the first such byte), which is all the callers use.
+constexpr uint64_t special8(uint64_t x) noexcept {
   const uint64_t below_space = (x - kOnes * 0x20) & ~x & kHigh;
-  return ((x & kHigh) | below_space | bytes_equal(x, '"') | bytes_equal(x, '\\')) == 0;
+  return (x & kHigh) | below_space | bytes_equal(x, '"') | bytes_equal(x, '\\');
+}
+
+// The index of the first byte flagged in a mask of high bits.
+inline size_t first_flagged(uint64_t mask) noexcept {
+  return static_cast<size_t>(__builtin_ctzll(mask)) / 8;
 }
 
 constexpr bool plain_byte(unsigned char c) noexcept {
@@ -74,82 +84,189 @@ size_t utf8_sequence(std::string_view s, size_t i, size_t& bad) noexcept {
   return need + 1;
 }
 
-// Appends the escape for one byte that needs it at level 1, or that
-// escape escaped again at level 2.
-void append_escape(std::string& out, unsigned char c, int levels) {
-  char seq[6];
-  size_t n = 2;
-  seq[0] = '\\';
+// One escape sequence, at most 7 bytes (level 2 of a \u00XX escape).
+struct Escape {
+  char text[8];
+  uint8_t length;
+};
+
+// The level-1 escape of `c`, or that escape escaped again (level 2): only
+// '\' and '"' occur in an escape, and each becomes a backslash pair.
+constexpr Escape make_escape(unsigned char c, int levels) {
+  Escape e{{}, 2};
+  e.text[0] = '\\';
   switch (c) {
-    case '"': seq[1] = '"'; break;
-    case '\\': seq[1] = '\\'; break;
-    case '\b': seq[1] = 'b'; break;
-    case '\f': seq[1] = 'f'; break;
-    case '\n': seq[1] = 'n'; break;
-    case '\r': seq[1] = 'r'; break;
-    case '\t': seq[1] = 't'; break;
+    case '"': e.text[1] = '"'; break;
+    case '\\': e.text[1] = '\\'; break;
+    case '\b': e.text[1] = 'b'; break;
+    case '\f': e.text[1] = 'f'; break;
+    case '\n': e.text[1] = 'n'; break;
+    case '\r': e.text[1] = 'r'; break;
+    case '\t': e.text[1] = 't'; break;
     default: {
       constexpr char kHex[] = "0123456789abcdef";
-      seq[1] = 'u';
-      seq[2] = '0';
-      seq[3] = '0';
-      seq[4] = kHex[c >> 4];
-      seq[5] = kHex[c & 0x0f];
-      n = 6;
+      e.text[1] = 'u';
+      e.text[2] = '0';
+      e.text[3] = '0';
+      e.text[4] = kHex[c >> 4];
+      e.text[5] = kHex[c & 0x0f];
+      e.length = 6;
     }
   }
-  if (levels <= 1) {
-    out.append(seq, n);
-    return;
+  if (levels == 1) return e;
+  Escape twice{{}, 0};
+  for (size_t k = 0; k < e.length; ++k) {
+    const char ch = e.text[k];
+    if (ch == '\\' || ch == '"') twice.text[twice.length++] = '\\';
+    twice.text[twice.length++] = ch;
   }
-  // Only '\' and '"' occur in an escape and need escaping again.
-  for (size_t k = 0; k < n; ++k) {
-    if (seq[k] == '\\' || seq[k] == '"') {
-      append_escape(out, static_cast<unsigned char>(seq[k]), levels - 1);
-    } else {
-      out.push_back(seq[k]);
-    }
-  }
+  return twice;
 }
+
+// Escapes for the 34 bytes that need one, at levels 1 and 2.
+struct EscapeTable {
+  Escape level[2][256];
+};
+constexpr EscapeTable make_escape_table() {
+  EscapeTable t{};
+  for (int c = 0; c < 256; ++c) {
+    if (c < 0x20 || c == '"' || c == '\\') {
+      t.level[0][c] = make_escape(static_cast<unsigned char>(c), 1);
+      t.level[1][c] = make_escape(static_cast<unsigned char>(c), 2);
+    }
+  }
+  return t;
+}
+constexpr EscapeTable kEscapes = make_escape_table();
+
+// Collects output in a stack buffer appended to the string in large
+// pieces, so a byte or an escape is a store, not a call into std::string.
+// room(k) guarantees k writable bytes at cursor().
+class Writer {
+ public:
+  explicit Writer(std::string& out) noexcept : out_(out) {}
+  ~Writer() { flush(); }
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  char* room(size_t k) {
+    if (n_ + k > sizeof buf_) flush();
+    return buf_ + n_;
+  }
+  void advance(size_t k) noexcept { n_ += k; }
+  void put(const char* p, size_t len) {
+    if (len > sizeof buf_ - n_) {
+      flush();
+      if (len >= sizeof buf_) {
+        out_.append(p, len);
+        return;
+      }
+    }
+    std::memcpy(buf_ + n_, p, len);
+    n_ += len;
+  }
+
+ private:
+  void flush() {
+    out_.append(buf_, n_);
+    n_ = 0;
+  }
+
+  std::string& out_;
+  char buf_[1024];
+  size_t n_ = 0;
+};
 
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
 }  // namespace
 
+namespace {
+
+// A sequence starting with a byte >= 0x80: copied when well-formed, its
+// maximal ill-formed subpart replaced by U+FFFD otherwise.
+size_t copy_utf8(std::string_view s, size_t i, Writer& w) {
+  size_t bad = 0;
+  const size_t len = utf8_sequence(s, i, bad);
+  if (len != 0) {
+    w.put(s.data() + i, len);
+    return i + len;
+  }
+  w.put(kReplacement.data(), kReplacement.size());
+  return i + bad;
+}
+
+// Handles the byte at s[i], which needs a look (an ASCII byte that must be
+// escaped, or a byte >= 0x80), and returns the position after what it used.
+// The escape is inline: JSON text has a quote every few bytes.
+inline size_t escape_one(std::string_view s, size_t i, const Escape* escapes, Writer& w) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  if (c < 0x80) [[likely]] {
+    const Escape& e = escapes[c];
+    std::memcpy(w.room(8), e.text, 8);
+    w.advance(e.length);
+    return i + 1;
+  }
+  return copy_utf8(s, i, w);
+}
+
+}  // namespace
+
 void append_json_string_content(std::string& out, std::string_view s, int levels) {
+  const Escape* escapes = kEscapes.level[levels <= 1 ? 0 : 1];
   const size_t n = s.size();
   const char* p = s.data();
+  Writer w(out);
   size_t i = 0;
-  size_t run = 0;  // start of the bytes copied as they are
+  // Each block is copied whole, then only the part before its first byte
+  // that needs a look is kept; that byte is handled and the next block
+  // starts right after it. Ids, names and most payload text are long runs
+  // of plain ASCII; JSON text has a quote every few bytes.
+#if defined(__SSE2__)
+  const __m128i space = _mm_set1_epi8(0x20);
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  while (i + 16 <= n) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(w.room(16)), v);
+    // A signed compare: below 0x20 catches control characters and, as
+    // negative numbers, every byte >= 0x80.
+    const __m128i special = _mm_or_si128(
+        _mm_cmplt_epi8(v, space), _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+    const auto mask = static_cast<unsigned>(_mm_movemask_epi8(special));
+    if (mask == 0) {
+      w.advance(16);
+      i += 16;
+      continue;
+    }
+    const auto k = static_cast<size_t>(__builtin_ctz(mask));
+    w.advance(k);
+    i = escape_one(s, i + k, escapes, w);
+  }
+#endif
+  while (i + 8 <= n) {
+    const uint64_t x = load8(p + i);
+    std::memcpy(w.room(8), &x, 8);
+    const uint64_t m = special8(x);
+    if (m == 0) {
+      w.advance(8);
+      i += 8;
+      continue;
+    }
+    const size_t k = first_flagged(m);
+    w.advance(k);
+    i = escape_one(s, i + k, escapes, w);
+  }
   while (i < n) {
-    // Eight plain bytes at a time: the usual case for ids, names and most
-    // payload text.
-    while (i + 8 <= n && plain8(load8(p + i))) i += 8;
-    if (i >= n) break;
     const auto c = static_cast<unsigned char>(p[i]);
     if (plain_byte(c)) {
+      *w.room(1) = static_cast<char>(c);
+      w.advance(1);
       ++i;
-      continue;
+    } else {
+      i = escape_one(s, i, escapes, w);
     }
-    if (c >= 0x80) {
-      size_t bad = 0;
-      const size_t len = utf8_sequence(s, i, bad);
-      if (len != 0) {
-        i += len;
-        continue;
-      }
-      out.append(p + run, i - run);
-      out.append(kReplacement);
-      i += bad;
-      run = i;
-      continue;
-    }
-    out.append(p + run, i - run);
-    append_escape(out, c, levels);
-    ++i;
-    run = i;
   }
-  out.append(p + run, n - run);
 }
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -187,17 +304,22 @@ size_t skip_json_whitespace(std::string_view text, size_t pos) noexcept {
 namespace {
 
 // `pos` is just past an opening quote; returns the position past the
-// closing one. Skips eight bytes at a time while none is '"' or '\'.
+// closing one. Jumps eight bytes at a time to the next '"' or '\'.
 size_t skip_string_body(std::string_view text, size_t pos) noexcept {
   const size_t n = text.size();
+  const char* p = text.data();
   while (pos < n) {
     while (pos + 8 <= n) {
-      const uint64_t x = load8(text.data() + pos);
-      if ((bytes_equal(x, '"') | bytes_equal(x, '\\')) != 0) break;
+      const uint64_t x = load8(p + pos);
+      const uint64_t m = bytes_equal(x, '"') | bytes_equal(x, '\\');
+      if (m != 0) {
+        pos += first_flagged(m);
+        break;
+      }
       pos += 8;
     }
     if (pos >= n) break;
-    const char c = text[pos];
+    const char c = p[pos];
     if (c == '"') return pos + 1;
     // An escape is a backslash and at least one more byte, never a quote
     // that ends the string.

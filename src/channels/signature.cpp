@@ -72,6 +72,29 @@ bool md5_hex(std::string_view data, Md5Hex& out) noexcept {
   return true;
 }
 
+Md5Hasher::Md5Hasher() noexcept {
+  md_ = EVP_MD_fetch(nullptr, "MD5", nullptr);
+  ctx_ = EVP_MD_CTX_new();
+}
+
+Md5Hasher::~Md5Hasher() {
+  EVP_MD_CTX_free(ctx_);
+  EVP_MD_free(md_);
+}
+
+bool Md5Hasher::hex(std::string_view data, Md5Hex& out) noexcept {
+  uint8_t md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (md_ == nullptr || ctx_ == nullptr || EVP_DigestInit_ex(ctx_, md_, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx_, bytes_of(data), data.size()) != 1 || EVP_DigestFinal_ex(ctx_, md, &len) != 1 ||
+      len * 2 != kMd5HexLength) {
+    out = Md5Hex{};
+    return false;
+  }
+  to_hex(md, len, out.text);
+  return true;
+}
+
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
   return a.empty() || CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;

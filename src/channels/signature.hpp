@@ -44,6 +44,22 @@ struct Md5Hex {
 bool hmac_sha256_hex(std::string_view key, std::string_view message, Sha256Hex& out) noexcept;
 // Hex MD5 of `data` (the API's body_md5).
 bool md5_hex(std::string_view data, Md5Hex& out) noexcept;
+
+// The same with the digest fetched from OpenSSL's provider once and a
+// context kept: md5_hex's implicit fetch costs more than hashing a typical
+// API body. Not thread-safe: keep one per loop.
+class Md5Hasher {
+ public:
+  Md5Hasher() noexcept;
+  ~Md5Hasher();
+  Md5Hasher(const Md5Hasher&) = delete;
+  Md5Hasher& operator=(const Md5Hasher&) = delete;
+  bool hex(std::string_view data, Md5Hex& out) noexcept;
+
+ private:
+  EVP_MD* md_ = nullptr;
+  EVP_MD_CTX* ctx_ = nullptr;
+};
 // Compares equal-length secrets without a data-dependent early exit
 // (CRYPTO_memcmp). Lengths are not secret: different lengths are unequal.
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept;

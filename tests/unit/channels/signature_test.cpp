@@ -204,6 +204,18 @@ TEST(PusherSignature, computes_hex_md5) {
   EXPECT_EQ(out.view(), "d41d8cd98f00b204e9800998ecf8427e");
 }
 
+TEST(PusherSignature, prepared_md5_agrees_with_the_one_shot) {
+  Md5Hasher hasher;
+  Md5Hex a;
+  Md5Hex b;
+  const std::string long_text(1000, 'x');
+  for (std::string_view s : {std::string_view(""), std::string_view("a"), std::string_view(long_text)}) {
+    ASSERT_TRUE(hasher.hex(s, a));
+    ASSERT_TRUE(md5_hex(s, b));
+    EXPECT_EQ(a.view(), b.view());
+  }
+}
+
 TEST(PusherSignature, compares_in_constant_time_by_content_and_length) {
   EXPECT_TRUE(constant_time_equal("", ""));
   EXPECT_TRUE(constant_time_equal("abc", "abc"));
