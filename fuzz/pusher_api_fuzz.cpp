@@ -60,6 +60,7 @@ void paths(std::string_view method, std::string_view path) {
   ch::ChannelInfo info;
   check(has_channel == !out.channel.empty());
   if (has_channel) check(ch::parse_channel_name(out.channel, info) == ch::ChannelNameError::none);
+  if (out.route == ch::ApiRoute::channel_users) check(info.type == ch::ChannelType::presence);
   const bool has_user = out.route == ch::ApiRoute::terminate_user_connections;
   check(has_user == !out.user_id.empty());
   if (has_user) check(out.user_id.size() <= ch::kMaxUserIdLength && ch::is_valid_utf8(out.user_id));

@@ -119,6 +119,7 @@ const char* describe(ApiError e) noexcept {
     case ApiError::invalid_app_id: return "invalid app id in path";
     case ApiError::invalid_path_channel: return "invalid channel name in path";
     case ApiError::invalid_path_user_id: return "invalid user id in path";
+    case ApiError::not_a_presence_channel: return "only presence channels have users";
     case ApiError::malformed_path: return "malformed percent-escape in path";
     case ApiError::query_too_long: return "query string too long";
     case ApiError::too_many_parameters: return "too many query parameters";
@@ -236,6 +237,9 @@ ApiError parse_api_path(std::string_view method, std::string_view path, ApiPath&
     if (!percent_decode(channel, false, out.channel)) return ApiError::malformed_path;
     if (parse_channel_name(out.channel, out.channel_info) != ChannelNameError::none) {
       return ApiError::invalid_path_channel;
+    }
+    if (out.route == ApiRoute::channel_users && out.channel_info.type != ChannelType::presence) {
+      return ApiError::not_a_presence_channel;
     }
   }
   if (!user.empty()) {

@@ -49,7 +49,8 @@ enum class ApiError : uint8_t {
   invalid_app_id,      // 400
   invalid_path_channel,
   invalid_path_user_id,
-  malformed_path,  // a bad percent-escape
+  not_a_presence_channel,  // /users of a channel that has no members
+  malformed_path,          // a bad percent-escape
   // Queries.
   query_too_long,  // 414
   too_many_parameters,
@@ -130,7 +131,8 @@ struct ApiPath {
 
 // Parses `path` (no query string; the part of the request target before
 // '?'). Captured segments are percent-decoded, then validated. The shape is
-// matched first (404), then the method (405), then the parts (400).
+// matched first (404), then the method (405), then the parts (400); the
+// users of a channel exist only for presence channels (400 otherwise).
 ApiError parse_api_path(std::string_view method, std::string_view path, ApiPath& out);
 
 // --- Signed queries --------------------------------------------------------

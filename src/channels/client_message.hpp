@@ -131,6 +131,8 @@ ClientErrorReply reply_for(ClientMessageError e) noexcept;
 // A fixed reason phrase: ASCII, under 123 bytes (it may become a close reason).
 const char* describe(ClientMessageError e) noexcept;
 
+// Holds a simdjson parser and a padded buffer sized for its limits (a few
+// hundred KiB at the defaults, grown on demand). Not thread-safe: one per loop.
 class ClientMessageParser {
  public:
   explicit ClientMessageParser(ClientMessageLimits limits = {});

@@ -120,6 +120,14 @@ TEST(PusherApiPath, refuses_invalid_parts) {
   EXPECT_EQ(http_status(ApiError::invalid_path_channel), 400);
 }
 
+TEST(PusherApiPath, lists_users_of_presence_channels_only) {
+  EXPECT_EQ(path_error("GET", "/apps/3/channels/presence-cache-x/users"), ApiError::none);
+  EXPECT_EQ(path_error("GET", "/apps/3/channels/private-x/users"), ApiError::not_a_presence_channel);
+  EXPECT_EQ(path_error("GET", "/apps/3/channels/x/users"), ApiError::not_a_presence_channel);
+  EXPECT_EQ(path_error("GET", "/apps/3/channels/private-x"), ApiError::none);
+  EXPECT_EQ(http_status(ApiError::not_a_presence_channel), 400);
+}
+
 // --- Signed queries -------------------------------------------------------------
 
 // An independent signer for the tests: sorted k=v of the given decoded
