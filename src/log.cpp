@@ -104,6 +104,10 @@ std::string_view to_string(LogLevel level) noexcept {
   return "off";
 }
 
+void log(LogLevel level, std::string_view message) {
+  detail::logger().log(detail::to_spdlog(level), "{}", message);
+}
+
 void set_log_handler(LogHandler handler) {
   auto& l = detail::logger();
   l.sinks().clear();

@@ -27,4 +27,9 @@ std::string_view to_string(LogLevel level) noexcept;
 using LogHandler = std::function<void(LogLevel level, std::string_view message)>;
 void set_log_handler(LogHandler handler);
 
+// Logs one line through the library's log (its level, its handler), for
+// applications built on it: their lines then go where the library's go,
+// in the same format. Any thread.
+void log(LogLevel level, std::string_view message);
+
 }  // namespace windlass

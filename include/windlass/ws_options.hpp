@@ -51,6 +51,11 @@ struct WsOptions {
   // timeout: the answer was to come from elsewhere) or 503.
   std::chrono::milliseconds upgrade_timeout{10'000};
   int upgrade_timeout_status = 504;
+  // What a graceful shutdown closes this route's connections with: 1001
+  // (going away) by default; a protocol on top may have its own ("reconnect
+  // now" is 4200 in Pusher's).
+  uint16_t shutdown_close_code = 1001;
+  const char* shutdown_close_reason = "server shutting down";
 };
 
 }  // namespace windlass

@@ -8,10 +8,12 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <limits>
 #include <optional>
+#include <fstream>
 #include <set>
 #include <system_error>
 
@@ -265,6 +267,7 @@ class Section {
 
   const std::string& prefix() const { return prefix_; }
   const toml::table& table() const { return table_; }
+  const std::string& file() const { return file_; }
 
  private:
   std::string string_of(const toml::node& n, std::string_view key) const {
@@ -487,6 +490,114 @@ RouteConfig read_route(Section& s, const WsOptions& defaults, const fs::path& ba
   return r;
 }
 
+void read_channels(Section& s, ChannelsConfig& c) {
+  channels::HubOptions& o = c.options;
+  s.string("path", o.websocket_prefix);
+  if (const toml::node* n = s.table().get("path")) {
+    if (std::string why = path_problem(o.websocket_prefix, false); !why.empty()) s.fail(*n, "path", why);
+    if (o.websocket_prefix == "/") s.fail(*n, "path", "must name a prefix, such as \"/app\"");
+  }
+  milliseconds activity(o.activity_timeout), pong(o.pong_timeout), skew(o.api_timestamp_skew);
+  s.duration("activity_timeout", activity, milliseconds(1000), kHour);
+  s.duration("pong_timeout", pong, milliseconds(1000), 10 * kMinute);
+  s.duration("api_timestamp_skew", skew, milliseconds(1000), kHour);
+  o.activity_timeout = std::chrono::duration_cast<std::chrono::seconds>(activity);
+  o.pong_timeout = std::chrono::duration_cast<std::chrono::seconds>(pong);
+  o.api_timestamp_skew = std::chrono::duration_cast<std::chrono::seconds>(skew);
+  s.size("max_message_size", o.ws.max_message_size, 1 * KiB, 16 * MiB);
+  std::string mode = "off";
+  s.one_of("compression", mode, kCompressionModes);
+  using Mode = windlass::CompressionOptions::Mode;
+  o.ws.compression.mode = mode == "shared" ? Mode::shared : mode == "per-connection" ? Mode::per_connection : Mode::off;
+  s.duration("webhook_delay", o.webhook_delay, milliseconds(0), kMinute);
+  s.integer("webhook_queue", o.webhook_queue, 1, 10'000'000);
+  s.integer("webhook_batch", o.webhook_batch, 1, 1000);
+  s.integer("webhook_retries", o.webhook_retries, 0, 20);
+  s.duration("webhook_timeout", o.webhook_timeout, milliseconds(100), kMinute);
+  s.finish();
+}
+
+// The secret of an [[app]]: given inline, or named by an environment
+// variable, or read from a file (stripped of a trailing newline), so that
+// it can stay out of the config file.
+std::string read_secret(Section& s, const fs::path& base_dir) {
+  const toml::node* inline_n = s.table().get("secret");
+  const toml::node* env_n = s.table().get("secret_env");
+  const toml::node* file_n = s.table().get("secret_file");
+  const int given = (inline_n != nullptr) + (env_n != nullptr) + (file_n != nullptr);
+  if (given == 0) s.fail_here("missing 'secret' (or 'secret_env' naming an environment variable, or 'secret_file')");
+  if (given > 1) s.fail_here("give one of 'secret', 'secret_env' and 'secret_file'");
+  std::string value;
+  if (inline_n != nullptr) {
+    s.string("secret", value);
+  } else if (env_n != nullptr) {
+    std::string name;
+    s.string("secret_env", name);
+    const char* v = std::getenv(name.c_str());
+    if (v == nullptr || *v == '\0') s.fail(*env_n, "secret_env", "the environment variable " + name + " is not set");
+    value = v;
+  } else {
+    std::string path = readable_file(s, "secret_file", base_dir);
+    std::ifstream in(path);
+    std::getline(in, value);
+    while (!value.empty() && (value.back() == '\r' || value.back() == ' ')) value.pop_back();
+  }
+  if (value.empty()) s.fail_here("the app's secret is empty");
+  return value;
+}
+
+channels::AppConfig read_app(Section& s, const fs::path& base_dir) {
+  channels::AppConfig a;
+  s.check_keys({"id", "key", "secret", "secret_env", "secret_file", "enabled", "client_events",
+                "user_authentication", "max_connections", "max_presence_members", "max_user_info_size",
+                "max_event_size", "max_channels_per_event", "max_batch_events", "client_events_per_second",
+                "allowed_origins", "webhook"});
+  s.string("id", a.id);
+  if (a.id.empty()) s.fail_here("missing 'id'");
+  s.string("key", a.key);
+  if (a.key.empty()) s.fail_here("missing 'key'");
+  a.secret = read_secret(s, base_dir);
+  s.boolean("enabled", a.enabled);
+  s.boolean("client_events", a.client_events);
+  s.boolean("user_authentication", a.user_authentication);
+  s.integer("max_connections", a.max_connections, 0, 100'000'000);
+  s.integer("max_presence_members", a.max_presence_members, 1, 100'000);
+  s.size("max_user_info_size", a.max_user_info_bytes, 1, 64 * KiB);
+  s.size("max_event_size", a.max_event_bytes, 1, 1 * MiB);
+  s.integer("max_channels_per_event", a.max_channels_per_event, 1, 1000);
+  s.integer("max_batch_events", a.max_batch_events, 1, 1000);
+  s.integer("client_events_per_second", a.client_events_per_second, 1, 1000);
+  s.string_list("allowed_origins", a.allowed_origins);
+  if (const toml::node* n = s.find("webhook")) {
+    const toml::array* arr = n->as_array();
+    if (arr == nullptr || !arr->is_array_of_tables()) {
+      s.fail(*n, "webhook", "expected an array of tables (write [[app.webhook]] after its [[app]])");
+    }
+    size_t i = 0;
+    for (const toml::node& item : *arr) {
+      Section w(*item.as_table(), s.prefix() + "webhook[" + std::to_string(i++) + "].", s.file());
+      channels::WebhookTarget t;
+      w.check_keys({"url", "events"});
+      w.string("url", t.url);
+      if (t.url.empty()) w.fail_here("missing 'url'");
+      if (!t.url.starts_with("http://") && !t.url.starts_with("https://")) {
+        w.fail(*item.as_table()->get("url"), "url", "\"" + t.url + "\" is not an http:// or https:// URL");
+      }
+      static constexpr std::string_view kEvents[] = {"channel_occupied", "channel_vacated", "member_added",
+                                                     "member_removed",   "client_event",    "cache_miss"};
+      w.string_list("events", t.events);
+      for (const auto& e : t.events) {
+        if (std::find(std::begin(kEvents), std::end(kEvents), e) == std::end(kEvents)) {
+          w.fail(*item.as_table()->get("events"), "events", "\"" + e + "\" is not a webhook event" + suggest(e, kEvents));
+        }
+      }
+      a.webhooks.push_back(std::move(t));
+    }
+  }
+  s.finish();
+  return a;
+}
+
 template <class T>
 std::optional<T> parse_integer(std::string_view v, int64_t min, int64_t max) {
   int64_t n = 0;
@@ -560,6 +671,27 @@ Config load_config(const fs::path& file) {
       c.routes.push_back(read_route(s, c.websocket, base_dir));
     }
   }
+  if (const toml::table* t = sub_table("channels")) {
+    Section s(*t, "channels.", c.source);
+    read_channels(s, c.channels);
+  }
+  if (const toml::node* n = top.find("app")) {
+    const toml::array* a = n->as_array();
+    if (a == nullptr || !a->is_array_of_tables()) {
+      top.fail(*n, "app", std::string("expected an array of tables (write [[app]]), got ") + type_name(n->type()));
+    }
+    size_t i = 0;
+    std::set<std::string> ids, keys;
+    for (const toml::node& item : *a) {
+      Section s(*item.as_table(), "app[" + std::to_string(i++) + "].", c.source);
+      channels::AppConfig app = read_app(s, base_dir);
+      if (!ids.insert(app.id).second) s.fail(*item.as_table()->get("id"), "id", "\"" + app.id + "\" is used by another [[app]]");
+      if (!keys.insert(app.key).second) s.fail(*item.as_table()->get("key"), "key", "\"" + app.key + "\" is used by another [[app]]");
+      if (app.key == "app-key" || app.secret == "app-secret") c.channels.demo_apps.push_back(app.id);
+      c.channels.apps.push_back(std::move(app));
+    }
+  }
+  c.channels.enabled = !c.channels.apps.empty();
   top.finish();
   validate(c);
   return c;
@@ -623,6 +755,12 @@ void validate(const Config& c) {
   }
   for (size_t i = 0; i < c.routes.size(); ++i) {
     const RouteConfig& r = c.routes[i];
+    if (c.channels.enabled && r.is_websocket() && r.path.starts_with(c.channels.options.websocket_prefix + "/")) {
+      fail(r, i, "is under channels.path \"" + c.channels.options.websocket_prefix + "\", the Pusher endpoint");
+    }
+    if (c.channels.enabled && !r.is_websocket() && (r.path == "/apps/*" || r.path.starts_with("/apps/"))) {
+      fail(r, i, "is under /apps/, the channels HTTP API");
+    }
     for (size_t j = 0; j < i; ++j) {
       const RouteConfig& o = c.routes[j];
       if (o.path == r.path && o.is_websocket() == r.is_websocket()) {
@@ -650,6 +788,10 @@ std::string summary(const Config& c) {
   if (!c.server.tls_certificate_file.empty()) {
     s += ", tls " + (c.server.tls_host.empty() ? c.server.host : c.server.tls_host) + ":" +
          std::to_string(c.server.tls_port) + (c.server.plain_listener ? "" : " only");
+  }
+  if (c.channels.enabled) {
+    s += ", channels " + c.channels.options.websocket_prefix + "/{key} (" + std::to_string(c.channels.apps.size()) +
+         (c.channels.apps.size() == 1 ? " app)" : " apps)");
   }
   s += ", metrics " + (c.metrics.enabled ? c.metrics.path : std::string("off"));
   s += ", log " + c.log.level + " " + (c.log.format == LogFormat::json ? "json" : "text") + ", access log " +

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "windlass/app.hpp"
+#include "windlass/channels.hpp"
 
 namespace windlass::server {
 
@@ -59,12 +60,23 @@ struct MetricsConfig {
   std::string ready_path = "/readyz";    // "" disables
 };
 
+// [channels] and [[app]]: the Pusher-protocol hub. Off unless an app is configured.
+struct ChannelsConfig {
+  bool enabled = false;
+  channels::HubOptions options;
+  std::vector<channels::AppConfig> apps;
+  // Apps whose key or secret is one of the well-known demo values, said
+  // at start as not for production.
+  std::vector<std::string> demo_apps;
+};
+
 struct Config {
   ServerOptions server;  // on_access and handle_signals are set by main, not by the file
   WsOptions websocket;   // defaults for every WebSocket route
   LogConfig log;
   MetricsConfig metrics;
   std::vector<RouteConfig> routes;
+  ChannelsConfig channels;
   std::string source = "(built-in defaults)";  // the file it came from
 };
 

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "metrics.hpp"
 #include "notify.hpp"
 #include "units.hpp"
+#include "windlass/channels.hpp"
 #include "windlass/windlass.hpp"
 
 namespace ws = windlass::server;
@@ -155,7 +157,24 @@ int serve(const ws::Config& config) {
       app.http(r.path, windlass::static_files(r.root.string()));
     }
   }
-  ws::add_metrics_routes(app, config.metrics, std::move(route_metrics));
+  // The Pusher-protocol hub, when [[app]]s are configured.
+  std::unique_ptr<windlass::channels::Hub> hub;
+  if (config.channels.enabled) {
+    try {
+      hub = std::make_unique<windlass::channels::Hub>(app, config.channels.apps, config.channels.options);
+    } catch (const std::invalid_argument& e) {
+      log.error("{}", e.what());
+      return 1;
+    }
+    for (const auto& id : config.channels.demo_apps) {
+      log.warn("channels: app \"{}\" uses the well-known demo key or secret (app-key / app-secret): a demo "
+               "credential, not for production",
+               id);
+    }
+    log.info("channels: {} app(s) at {}/{{key}}; HTTP API at /apps/{{id}}/...", config.channels.apps.size(),
+             config.channels.options.websocket_prefix);
+  }
+  ws::add_metrics_routes(app, config.metrics, std::move(route_metrics), hub.get());
 
   try {
     app.listen();

@@ -157,9 +157,58 @@ ProcessNumbers read_process() {
   return p;
 }
 
+void render_channels(Exposition& x, const channels::Hub& hub) {
+  const auto stats = hub.stats();
+  struct Gauge {
+    const char* name;
+    const char* type;
+    const char* help;
+    uint64_t channels::AppStats::*field;
+  };
+  static constexpr Gauge kFields[] = {
+      {"windlass_channels_connections", "gauge", "Open Pusher connections, per app.", &channels::AppStats::connections},
+      {"windlass_channels_connections_total", "counter", "Pusher connections opened, per app.",
+       &channels::AppStats::connections_total},
+      {"windlass_channels_channels", "gauge", "Channels with subscribers in this process, per app.",
+       &channels::AppStats::channels},
+      {"windlass_channels_presence_members", "gauge", "Members of presence channels, per app.",
+       &channels::AppStats::presence_members},
+      {"windlass_channels_messages_received_total", "counter", "Messages received from Pusher clients, per app.",
+       &channels::AppStats::messages_in},
+      {"windlass_channels_events_published_total", "counter",
+       "Events published to a channel (API, client events, presence), per app and channel.",
+       &channels::AppStats::messages_out},
+      {"windlass_channels_client_events_total", "counter", "Client events relayed, per app.",
+       &channels::AppStats::client_events},
+      {"windlass_channels_webhooks_sent_total", "counter", "Webhook POSTs answered 2xx, per app.",
+       &channels::AppStats::webhooks_sent},
+      {"windlass_channels_webhooks_failed_total", "counter", "Webhook POSTs that failed after every retry, per app.",
+       &channels::AppStats::webhooks_failed},
+      {"windlass_channels_webhooks_dropped_total", "counter", "Webhook events dropped: the queue was full.",
+       &channels::AppStats::webhooks_dropped},
+  };
+  for (const Gauge& g : kFields) {
+    x.family(g.name, g.type, g.help);
+    for (const auto& [app, st] : stats) x.sample(g.name, {{"app", app}}, st.*g.field);
+  }
+  x.family("windlass_channels_api_requests_total", "counter", "HTTP API calls, per app and status.");
+  for (const auto& [app, st] : stats) {
+    for (const auto& [status, n] : st.api_calls) x.sample("windlass_channels_api_requests_total", {{"app", app}, {"status", std::to_string(status)}}, n);
+  }
+  x.family("windlass_channels_auth_failures_total", "counter", "Refused signatures and origins, per app and reason.");
+  for (const auto& [app, st] : stats) {
+    for (const auto& [reason, n] : st.auth_failures) x.sample("windlass_channels_auth_failures_total", {{"app", app}, {"reason", reason}}, n);
+  }
+  x.family("windlass_channels_closes_total", "counter", "Connections the server closed with a Pusher code, per app.");
+  for (const auto& [app, st] : stats) {
+    for (const auto& [code, n] : st.closes) x.sample("windlass_channels_closes_total", {{"app", app}, {"code", std::to_string(code)}}, n);
+  }
+}
+
 }  // namespace
 
-std::string render_metrics(const Stats& s, unsigned threads, const std::vector<RouteMetrics>& routes) {
+std::string render_metrics(const Stats& s, unsigned threads, const std::vector<RouteMetrics>& routes,
+                           const channels::Hub* hub) {
   Exposition x;
   x.family("windlass_build_info", "gauge", "Always 1; the version of this windlass-server.");
   x.sample("windlass_build_info", {{"version", WINDLASS_VERSION}}, uint64_t{1});
@@ -236,10 +285,12 @@ std::string render_metrics(const Stats& s, unsigned threads, const std::vector<R
     x.single("process_open_fds", "gauge", "Number of open file descriptors.", p.open_fds);
     x.single("process_max_fds", "gauge", "Maximum number of open file descriptors.", p.max_fds);
   }
+  if (hub != nullptr) render_channels(x, *hub);
   return x.take();
 }
 
-void add_metrics_routes(App& app, const MetricsConfig& config, std::vector<RouteMetrics> routes) {
+void add_metrics_routes(App& app, const MetricsConfig& config, std::vector<RouteMetrics> routes,
+                        const channels::Hub* hub) {
   // Probes and scrapers only read: anything but GET and HEAD is a mistake
   // worth a clear answer rather than a page.
   auto read_only = [](const Request& req, Response& res) {
@@ -249,9 +300,9 @@ void add_metrics_routes(App& app, const MetricsConfig& config, std::vector<Route
     return false;
   };
   if (config.enabled) {
-    app.http(config.path, [&app, routes = std::move(routes), read_only](const Request& req, Response& res) {
+    app.http(config.path, [&app, routes = std::move(routes), read_only, hub](const Request& req, Response& res) {
       if (!read_only(req, res)) return;
-      res = Response::text(200, render_metrics(app.stats(), app.thread_count(), routes));
+      res = Response::text(200, render_metrics(app.stats(), app.thread_count(), routes, hub));
       res.headers.clear();
       res.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
       res.header("Cache-Control", "no-store");

@@ -10,6 +10,7 @@
 #include "components.hpp"
 #include "config.hpp"
 #include "windlass/app.hpp"
+#include "windlass/channels.hpp"
 
 namespace windlass::server {
 
@@ -22,10 +23,14 @@ struct RouteMetrics {
 
 // The whole exposition for one scrape. Pure apart from the process
 // numbers it reads from /proc (open fds, CPU time, start time).
-std::string render_metrics(const Stats& stats, unsigned threads, const std::vector<RouteMetrics>& routes);
+std::string render_metrics(const Stats& stats, unsigned threads, const std::vector<RouteMetrics>& routes,
+                           const channels::Hub* hub = nullptr);
 
 // Adds the configured /metrics, /healthz and /readyz handlers to `app`.
 // `app` must outlive the handlers (it owns them).
-void add_metrics_routes(App& app, const MetricsConfig& config, std::vector<RouteMetrics> routes);
+// `hub`, when given, adds the channels' families (per app); it must outlive
+// the handlers too.
+void add_metrics_routes(App& app, const MetricsConfig& config, std::vector<RouteMetrics> routes,
+                        const channels::Hub* hub = nullptr);
 
 }  // namespace windlass::server

@@ -458,7 +458,8 @@ void WsConnection::on_sweep(Socket& s, Loop::Clock::time_point) {
 }
 
 void WsConnection::on_shutdown(Socket&) {
-  close(static_cast<uint16_t>(proto::CloseCode::going_away), "server shutting down", CloseCause::shutdown);
+  const WsOptions& o = options();
+  close(o.shutdown_close_code, o.shutdown_close_reason != nullptr ? o.shutdown_close_reason : "", CloseCause::shutdown);
 }
 
 }  // namespace windlass::detail
