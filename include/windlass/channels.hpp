@@ -113,6 +113,18 @@ class Hub {
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
 
+  // Any thread. Publishes event `name` with `data` (a string: JSON text
+  // goes as a string, as the HTTP API's data does) to `channel` of app
+  // `app_id`, except to the connection named by `except_socket_id`. With
+  // `origin` 0 it goes everywhere the App's broker reaches (every node,
+  // with a bridge); an input that every node consumes itself (Laravel's
+  // Redis broadcaster, a RabbitMQ queue per node) passes its own non-zero
+  // tag so that a bridge does not carry it again. False, with `error` set,
+  // for an unknown app, a bad channel or event name, or data over the
+  // app's limit.
+  bool publish(std::string_view app_id, std::string_view channel, std::string_view name, std::string_view data,
+               std::string_view except_socket_id = {}, uint32_t origin = 0, std::string* error = nullptr);
+
   // Any thread.
   std::map<std::string, AppStats> stats() const;
   const HubOptions& options() const noexcept;

@@ -605,11 +605,12 @@ AppState* Hub::Impl::app_for_topic(std::string_view topic, std::string_view* cha
   return it->second;
 }
 
-void Hub::Impl::publish(AppState& a, std::string_view channel, std::string_view event_json, uint64_t except) {
+void Hub::Impl::publish(AppState& a, std::string_view channel, std::string_view event_json, uint64_t except,
+                        uint32_t origin) {
   a.counters.messages_out.fetch_add(1, std::memory_order_relaxed);
   const std::string topic = a.topic(channel);
   if (classify_channel(channel).cache) cache.put(topic, std::string(event_json));
-  app.broker().publish(topic, Message{MessageKind::text, event_json}, PublishOptions{.except = except});
+  app.broker().publish(topic, Message{MessageKind::text, event_json}, PublishOptions{.except = except, .origin = origin});
 }
 
 void Hub::Impl::webhook(AppState& a, std::string json, bool delayed_kind, std::string_view dedup_key) {
@@ -665,6 +666,34 @@ Hub::Hub(App& app, std::vector<AppConfig> apps, HubOptions options)
 }
 
 Hub::~Hub() = default;
+
+bool Hub::publish(std::string_view app_id, std::string_view channel, std::string_view name, std::string_view data,
+                  std::string_view except_socket_id, uint32_t origin, std::string* error) {
+  auto fail = [&](std::string why) {
+    if (error != nullptr) *error = std::move(why);
+    return false;
+  };
+  auto it = impl_->by_id.find(std::string(app_id));
+  if (it == impl_->by_id.end()) return fail("unknown app \"" + std::string(app_id) + "\"");
+  AppState& a = *it->second;
+  ChannelInfo info;
+  if (ChannelNameError e = parse_channel_name(channel, info); e != ChannelNameError::none) {
+    return fail(std::string("channel \"") + std::string(channel) + "\": " + describe(e));
+  }
+  if (name.empty() || name.size() > 200) return fail("an event name is 1-200 bytes");
+  if (data.size() > a.config.max_event_bytes) {
+    return fail("data is larger than " + std::to_string(a.config.max_event_bytes) + " bytes");
+  }
+  uint64_t except = 0;
+  if (!except_socket_id.empty()) {
+    if (validate_socket_id(except_socket_id) != SocketIdError::none) return fail("malformed socket id");
+    except = connection_id_of(except_socket_id);
+  }
+  std::string event;
+  append_channel_event(event, name, channel, data);
+  impl_->publish(a, channel, event, except, origin);
+  return true;
+}
 
 const HubOptions& Hub::options() const noexcept {
   return impl_->options;

@@ -218,7 +218,8 @@ struct windlass::channels::Hub::Impl final : TopicObserver {
 
   // Publishes an encoded event to a channel of an app, on every loop (and
   // node, through the App's broker); counts it.
-  void publish(AppState& app, std::string_view channel, std::string_view event_json, uint64_t except = 0);
+  void publish(AppState& app, std::string_view channel, std::string_view event_json, uint64_t except = 0,
+               uint32_t origin = 0);
   void webhook(AppState& app, std::string json, bool delayed_kind, std::string_view dedup_key = {});
 
   // TopicObserver: a channel's first subscriber in the process, and its last.
