@@ -125,6 +125,13 @@ class Hub {
   bool publish(std::string_view app_id, std::string_view channel, std::string_view name, std::string_view data,
                std::string_view except_socket_id = {}, uint32_t origin = 0, std::string* error = nullptr);
 
+  // Any thread. Publishes a web app's broadcast payload,
+  // {"event": "<name>", "data": <JSON>, "socket": "<socket_id>" | null}
+  // (what Laravel's Redis broadcaster PUBLISHes), to `channel`: `data` goes
+  // to clients as a JSON string, as Laravel's Pusher driver sends it.
+  bool publish_payload(std::string_view app_id, std::string_view channel, std::string_view payload,
+                       uint32_t origin = 0, std::string* error = nullptr);
+
   // Any thread.
   std::map<std::string, AppStats> stats() const;
   const HubOptions& options() const noexcept;

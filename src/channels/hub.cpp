@@ -5,6 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "channels/broadcast_payload.hpp"
 #include "channels/hub_internal.hpp"
 #include "channels/webhooks.hpp"
 
@@ -693,6 +694,18 @@ bool Hub::publish(std::string_view app_id, std::string_view channel, std::string
   append_channel_event(event, name, channel, data);
   impl_->publish(a, channel, event, except, origin);
   return true;
+}
+
+bool Hub::publish_payload(std::string_view app_id, std::string_view channel, std::string_view payload,
+                          uint32_t origin, std::string* error) {
+  // Any thread: a parser of the calling thread's own.
+  thread_local BroadcastPayloadParser parser;
+  BroadcastPayload p;
+  if (BroadcastError e = parser.parse(payload, p); e != BroadcastError::none) {
+    if (error != nullptr) *error = describe(e);
+    return false;
+  }
+  return publish(app_id, channel, p.event, p.data, p.socket, origin, error);
 }
 
 const HubOptions& Hub::options() const noexcept {
