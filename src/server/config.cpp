@@ -327,6 +327,7 @@ void read_server(Section& s, ServerOptions& o) {
   }
   s.integer("port", o.port, 0, 65535);
   s.integer("threads", o.threads, 0, 1024);
+  s.integer("node_id", o.node_id, 0, (1 << 24) - 1);
   s.integer("max_connections", o.max_connections, 1, 10'000'000);
   s.size("max_send_queue", o.max_send_queue, 1 * KiB, 2 * GiB);
   s.size("max_head_size", o.max_head_size, 1 * KiB, 1 * MiB);
@@ -517,6 +518,22 @@ void read_channels(Section& s, ChannelsConfig& c) {
   s.finish();
 }
 
+void read_broker(Section& s, BrokerConfig& b) {
+  RedisConfig& r = b.redis;
+  s.string("redis_url", r.url);
+  if (const toml::node* n = s.table().get("redis_url"); n != nullptr && !r.url.empty() &&
+                                                       !r.url.starts_with("redis://") &&
+                                                       !r.url.starts_with("redis-cluster://")) {
+    s.fail(*n, "redis_url", "\"" + r.url + "\": expected redis://host:port or redis-cluster://host:port,host:port");
+  }
+  s.string("prefix", r.prefix);
+  s.boolean("fail_readiness_when_split", r.fail_readiness_when_split);
+  s.boolean("laravel", r.laravel);
+  s.string("laravel_prefix", r.laravel_prefix);
+  s.string("laravel_app", r.laravel_app);
+  s.finish();
+}
+
 // The secret of an [[app]]: given inline, or named by an environment
 // variable, or read from a file (stripped of a trailing newline), so that
 // it can stay out of the config file.
@@ -671,6 +688,10 @@ Config load_config(const fs::path& file) {
       c.routes.push_back(read_route(s, c.websocket, base_dir));
     }
   }
+  if (const toml::table* t = sub_table("broker")) {
+    Section s(*t, "broker.", c.source);
+    read_broker(s, c.broker);
+  }
   if (const toml::table* t = sub_table("channels")) {
     Section s(*t, "channels.", c.source);
     read_channels(s, c.channels);
@@ -724,6 +745,22 @@ void apply_override(Config& c, OverrideKey key, std::string_view value, std::str
       }
       c.log.level = value;
       break;
+    case OverrideKey::node_id:
+      if (auto v = parse_integer<uint32_t>(value, 0, (1 << 24) - 1))
+        c.server.node_id = *v;
+      else
+        fail("not a node id (0 to 16777215)");
+      break;
+    case OverrideKey::redis_url:
+      if (!value.empty() && !value.starts_with("redis://") && !value.starts_with("redis-cluster://")) {
+        fail("expected redis://host:port or redis-cluster://host:port,host:port");
+      }
+      c.broker.redis.url = value;
+      break;
+    case OverrideKey::laravel_prefix:
+      c.broker.redis.laravel_prefix = value;
+      c.broker.redis.laravel = true;
+      break;
     case OverrideKey::log_format:
       if (value == "text")
         c.log.format = LogFormat::text;
@@ -775,6 +812,23 @@ void validate(const Config& c) {
   }
 }
 
+void validate_broker(const Config& c) {
+  if (c.broker.redis.laravel) {
+    if (c.broker.redis.url.empty()) {
+      throw ConfigError(c.source + ": broker.laravel needs broker.redis_url (or WINDLASS_REDIS_URL)");
+    }
+    if (!c.channels.enabled) throw ConfigError(c.source + ": broker.laravel needs an [[app]] to broadcast to");
+    if (c.broker.redis.laravel_app.empty() && c.channels.apps.size() != 1) {
+      throw ConfigError(c.source + ": broker.laravel_app must name the [[app]] Laravel broadcasts to");
+    }
+    if (!c.broker.redis.laravel_app.empty() &&
+        std::none_of(c.channels.apps.begin(), c.channels.apps.end(),
+                     [&](const auto& a) { return a.id == c.broker.redis.laravel_app; })) {
+      throw ConfigError(c.source + ": broker.laravel_app \"" + c.broker.redis.laravel_app + "\" is not an [[app]] id");
+    }
+  }
+}
+
 std::string summary(const Config& c) {
   std::string listen =
       c.server.plain_listener ? c.server.host + ":" + std::to_string(c.server.port) : "tls only";
@@ -792,6 +846,16 @@ std::string summary(const Config& c) {
   if (c.channels.enabled) {
     s += ", channels " + c.channels.options.websocket_prefix + "/{key} (" + std::to_string(c.channels.apps.size()) +
          (c.channels.apps.size() == 1 ? " app)" : " apps)");
+  }
+  if (!c.broker.redis.url.empty()) {
+    // Credentials stay out of logs: "redis://***@host:port".
+    std::string url = c.broker.redis.url;
+    if (const size_t at = url.rfind('@'); at != std::string::npos) {
+      const size_t scheme = url.find("://");
+      url = url.substr(0, scheme + 3) + "***" + url.substr(at);
+    }
+    s += ", redis " + url +
+         (c.broker.redis.laravel ? " (+laravel " + c.broker.redis.laravel_prefix + "*)" : "");
   }
   s += ", metrics " + (c.metrics.enabled ? c.metrics.path : std::string("off"));
   s += ", log " + c.log.level + " " + (c.log.format == LogFormat::json ? "json" : "text") + ", access log " +

@@ -70,6 +70,23 @@ struct ChannelsConfig {
   std::vector<std::string> demo_apps;
 };
 
+// [broker]: several windlass-server processes as one, through Redis, and
+// inputs from a web app's queue.
+struct RedisConfig {
+  std::string url;  // empty: no bridge (WINDLASS_REDIS_URL overrides)
+  std::string prefix = "windlass:";
+  bool fail_readiness_when_split = false;  // /readyz answers 503 while Redis is away
+  // Laravel's Redis broadcaster: PSUBSCRIBE "<laravel_prefix>*" and
+  // broadcast each message to the Pusher channel named by the rest.
+  bool laravel = false;
+  std::string laravel_prefix = "laravel_database_";  // WINDLASS_LARAVEL_PREFIX overrides
+  std::string laravel_app;                           // the [[app]] id; default: the only one
+};
+
+struct BrokerConfig {
+  RedisConfig redis;
+};
+
 struct Config {
   ServerOptions server;  // on_access and handle_signals are set by main, not by the file
   WsOptions websocket;   // defaults for every WebSocket route
@@ -77,6 +94,7 @@ struct Config {
   MetricsConfig metrics;
   std::vector<RouteConfig> routes;
   ChannelsConfig channels;
+  BrokerConfig broker;
   std::string source = "(built-in defaults)";  // the file it came from
 };
 
@@ -85,7 +103,7 @@ struct Config {
 Config load_config(const std::filesystem::path& file);
 
 // The keys that environment variables and flags may override.
-enum class OverrideKey : uint8_t { host, port, threads, log_level, log_format };
+enum class OverrideKey : uint8_t { host, port, threads, log_level, log_format, node_id, redis_url, laravel_prefix };
 
 // Applies one override, validated as strictly as the file's key; `origin`
 // names where it came from ("WINDLASS_PORT" or "--port") for the message.
@@ -95,6 +113,10 @@ void apply_override(Config& config, OverrideKey key, std::string_view value, std
 // Checks what no single key can: route paths that collide, routes that
 // shadow the metrics or health endpoints. Throws ConfigError.
 void validate(const Config& config);
+
+// What depends on keys that the environment or flags may give
+// (broker.laravel needs a Redis URL): checked after every override.
+void validate_broker(const Config& config);
 
 // One line for --check-config and the startup log.
 std::string summary(const Config& config);

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <exception>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "notify.hpp"
 #include "units.hpp"
 #include "windlass/channels.hpp"
+#include "windlass/redis.hpp"
 #include "windlass/windlass.hpp"
 
 namespace ws = windlass::server;
@@ -35,7 +37,7 @@ struct Flags {
   std::string config;
   bool check_config = false;
   // Empty when not given; validated by apply_override like the file's keys.
-  std::string host, port, threads, log_level, log_format;
+  std::string host, port, threads, log_level, log_format, node_id, redis_url;
 };
 
 struct OverrideSource {
@@ -51,6 +53,8 @@ constexpr OverrideSource kOverrides[] = {
     {ws::OverrideKey::threads, "WINDLASS_THREADS", "--threads", &Flags::threads},
     {ws::OverrideKey::log_level, "WINDLASS_LOG_LEVEL", "--log-level", &Flags::log_level},
     {ws::OverrideKey::log_format, "WINDLASS_LOG_FORMAT", "--log-format", &Flags::log_format},
+    {ws::OverrideKey::node_id, "WINDLASS_NODE_ID", "--node-id", &Flags::node_id},
+    {ws::OverrideKey::redis_url, "WINDLASS_REDIS_URL", "--redis-url", &Flags::redis_url},
 };
 
 // An empty variable counts as unset, as most shells and compose files
@@ -68,9 +72,13 @@ ws::Config effective_config(const Flags& flags, bool config_from_flag) {
   for (const auto& o : kOverrides) {
     if (const char* v = env(o.env)) ws::apply_override(config, o.key, v, o.env);
   }
+  if (const char* v = env("WINDLASS_LARAVEL_PREFIX")) {
+    ws::apply_override(config, ws::OverrideKey::laravel_prefix, v, "WINDLASS_LARAVEL_PREFIX");
+  }
   for (const auto& o : kOverrides) {
     if (!(flags.*o.value).empty()) ws::apply_override(config, o.key, flags.*o.value, o.flag);
   }
+  ws::validate_broker(config);
   return config;
 }
 
@@ -100,7 +108,24 @@ int serve(const ws::Config& config) {
   // and SIGHUP is answered with a log line either way.
   options.handle_signals = false;
   options.on_access = ws::make_access_hook(config.log.format);
+  if (!config.broker.redis.url.empty() && options.node_id == 0) {
+    // Nodes of one cluster need distinct ids (they are in every socket id):
+    // one drawn at random is distinct with near certainty.
+    std::random_device rd;
+    options.node_id = 1 + rd() % ((1u << 24) - 1);
+    log.info("node id {} (drawn at random: set server.node_id or WINDLASS_NODE_ID to fix it)", options.node_id);
+  }
   windlass::App app(options);
+
+  std::shared_ptr<windlass::redis::RedisBridge> bridge;
+  if (!config.broker.redis.url.empty()) {
+    try {
+      bridge = windlass::redis::RedisBridge::install(app, {.url = config.broker.redis.url, .prefix = config.broker.redis.prefix});
+    } catch (const std::invalid_argument& e) {
+      log.error("broker: {}", e.what());
+      return 1;
+    }
+  }
 
   ws::Notifier notifier;
   // Registered on the first loop before run() starts the other threads,
@@ -174,7 +199,25 @@ int serve(const ws::Config& config) {
     log.info("channels: {} app(s) at {}/{{key}}; HTTP API at /apps/{{id}}/...", config.channels.apps.size(),
              config.channels.options.websocket_prefix);
   }
-  ws::add_metrics_routes(app, config.metrics, std::move(route_metrics), hub.get());
+  if (bridge && config.broker.redis.laravel) {
+    // Laravel's Redis broadcaster PUBLISHes {"event","data","socket"} on
+    // "<prefix><channel>". Every node subscribes and delivers to its own
+    // clients, so these are published here only (an origin tag of their own).
+    const std::string prefix = config.broker.redis.laravel_prefix;
+    const std::string app_id =
+        config.broker.redis.laravel_app.empty() ? config.channels.apps.front().id : config.broker.redis.laravel_app;
+    windlass::channels::Hub* h = hub.get();
+    bridge->psubscribe(prefix + "*", [h, prefix, app_id](std::string_view channel, std::string_view payload) {
+      std::string error;
+      if (!h->publish_payload(app_id, channel.substr(prefix.size()), payload, ws::kLaravelOrigin, &error)) {
+        windlass::log(windlass::LogLevel::warn, "broker: laravel message on \"" + std::string(channel) +
+                                                    "\" dropped: " + error);
+      }
+    });
+    log.info("broker: Laravel's Redis broadcaster on {}* goes to app {}", prefix, app_id);
+  }
+  ws::add_metrics_routes(app, config.metrics, std::move(route_metrics), hub.get(), bridge.get(),
+                         config.broker.redis.fail_readiness_when_split);
 
   try {
     app.listen();
@@ -229,6 +272,10 @@ int main(int argc, char** argv) {
   cli.add_option("--log-level", flags.log_level,
                  "trace, debug, info, warn, error, off (env WINDLASS_LOG_LEVEL)");
   cli.add_option("--log-format", flags.log_format, "text or json (env WINDLASS_LOG_FORMAT)");
+  cli.add_option("--node-id", flags.node_id,
+                 "This node's id in a cluster, 1-16777215 (env WINDLASS_NODE_ID; config server.node_id)");
+  cli.add_option("--redis-url", flags.redis_url,
+                 "redis://host:port or redis-cluster://host:port,... (env WINDLASS_REDIS_URL; config broker.redis_url)");
   cli.footer(
       "Precedence: flags, then environment variables, then the config file, then built-in defaults.\n"
       "Every key is described in docs/configuration.md.");

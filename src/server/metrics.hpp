@@ -11,6 +11,7 @@
 #include "config.hpp"
 #include "windlass/app.hpp"
 #include "windlass/channels.hpp"
+#include "windlass/redis.hpp"
 
 namespace windlass::server {
 
@@ -24,13 +25,15 @@ struct RouteMetrics {
 // The whole exposition for one scrape. Pure apart from the process
 // numbers it reads from /proc (open fds, CPU time, start time).
 std::string render_metrics(const Stats& stats, unsigned threads, const std::vector<RouteMetrics>& routes,
-                           const channels::Hub* hub = nullptr);
+                           const channels::Hub* hub = nullptr, const redis::RedisBridge* bridge = nullptr);
 
 // Adds the configured /metrics, /healthz and /readyz handlers to `app`.
 // `app` must outlive the handlers (it owns them).
-// `hub`, when given, adds the channels' families (per app); it must outlive
-// the handlers too.
+// `hub` and `bridge`, when given, add their families; they must outlive
+// the handlers too. With `split_fails_readiness`, /readyz answers 503
+// while the bridge has lost Redis.
 void add_metrics_routes(App& app, const MetricsConfig& config, std::vector<RouteMetrics> routes,
-                        const channels::Hub* hub = nullptr);
+                        const channels::Hub* hub = nullptr, const redis::RedisBridge* bridge = nullptr,
+                        bool split_fails_readiness = false);
 
 }  // namespace windlass::server
