@@ -185,8 +185,28 @@ int serve(const ws::Config& config) {
   // The Pusher-protocol hub, when [[app]]s are configured.
   std::unique_ptr<windlass::channels::Hub> hub;
   if (config.channels.enabled) {
+    windlass::channels::HubOptions hub_options = config.channels.options;
+    if (bridge) {
+      // Several nodes, one hub: presence, counts and webhooks are the cluster's, kept in Redis.
+      auto cluster = std::make_shared<windlass::channels::ClusterOptions>();
+      std::weak_ptr<windlass::redis::RedisBridge> weak = bridge;
+      cluster->redis = [weak](std::string key, std::vector<std::string> args,
+                              windlass::channels::ClusterOptions::Reply reply) {
+        if (auto b = weak.lock()) {
+          b->command(std::move(key), std::move(args), std::move(reply));
+        } else if (reply) {
+          reply({}, "the bridge is gone");
+        }
+      };
+      cluster->connected = [weak] {
+        auto b = weak.lock();
+        return b && b->connected();
+      };
+      cluster->key_prefix = config.broker.redis.prefix;
+      hub_options.cluster = std::move(cluster);
+    }
     try {
-      hub = std::make_unique<windlass::channels::Hub>(app, config.channels.apps, config.channels.options);
+      hub = std::make_unique<windlass::channels::Hub>(app, config.channels.apps, hub_options);
     } catch (const std::invalid_argument& e) {
       log.error("{}", e.what());
       return 1;
