@@ -13,10 +13,10 @@
 #include <mutex>
 
 #include "unit/auth/jwt_mint.hpp"
+#include "unit/auth/log_capture.hpp"
 #include "unit/ws/app_runner.hpp"
 #include "unit/ws/test_client.hpp"
 #include "windlass/auth.hpp"
-#include "windlass/log.hpp"
 
 using namespace std::chrono_literals;
 using windlass::JwtAlgorithm;
@@ -388,27 +388,6 @@ class Chat final : public windlass::Component<User> {
   Seen& seen;
 };
 
-// Collects the library's log lines for one test.
-struct LogCapture {
-  LogCapture() {
-    windlass::set_log_handler([this](windlass::LogLevel, std::string_view line) {
-      std::lock_guard lock(m);
-      lines.emplace_back(line);
-    });
-  }
-  ~LogCapture() { windlass::set_log_handler({}); }
-  std::vector<std::string> matching(std::string_view needle) {
-    std::lock_guard lock(m);
-    std::vector<std::string> out;
-    for (auto& l : lines) {
-      if (l.find(needle) != std::string::npos) out.push_back(l);
-    }
-    return out;
-  }
-  std::mutex m;
-  std::vector<std::string> lines;
-};
-
 class JwtAuthApp : public ::testing::Test {
  protected:
   void start(JwtOptions o, windlass::JwtAuth::OnVerified cb = {}) {
@@ -424,7 +403,7 @@ class JwtAuthApp : public ::testing::Test {
     r.app->route("/ws", auth);
     r.start();
   }
-  LogCapture log;
+  windlass::test::LogCapture log;
   Seen seen;
   AppRunner r;
   std::shared_ptr<windlass::JwtAuth> auth;
