@@ -81,8 +81,6 @@ class Claims {
   // Member names, in the order of the object's keys (sorted).
   std::vector<std::string> names() const;
 
-  const Impl* impl() const noexcept { return impl_.get(); }
-
  private:
   std::shared_ptr<const Impl> impl_;
 };
@@ -336,10 +334,9 @@ class AuthProxy final : public ComponentDecorator {
   // Forgets every cached answer (a user logged out; the tests). Any thread.
   void clear_cache();
 
+ private:
   struct Shared;
   struct PerLoop;
-
- private:
   std::shared_ptr<Shared> shared_;
   LoopLocal<PerLoop> loops_;
 };

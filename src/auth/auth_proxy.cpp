@@ -17,6 +17,9 @@
 // nothing next to the HTTP request a miss costs.
 #include <openssl/evp.h>
 
+#include <algorithm>
+#include <array>
+#include <atomic>
 #include <mutex>
 #include <stdexcept>
 #include <unordered_map>
@@ -24,6 +27,7 @@
 
 #include "auth/answer_cache.hpp"
 #include "auth/claims.hpp"
+#include "auth/log_text.hpp"
 #include "log.hpp"
 #include "proto/http1_parser.hpp"
 #include "windlass/app.hpp"
@@ -159,10 +163,6 @@ CacheKey cache_key(const Forwarded& f) {
   return key;
 }
 
-std::string truncated(std::string_view s, size_t n = 200) {
-  return s.size() <= n ? std::string(s) : std::string(s.substr(0, n)) + "...";
-}
-
 }  // namespace
 
 // ------------------------------------------------------------ the shared part
@@ -273,8 +273,8 @@ struct AuthProxy::Shared {
     if (!res.ok()) {
       d.refusal =
           res.error == HttpClientError::timeout ? AuthProxyRefusal::timeout : AuthProxyRefusal::unavailable;
-      d.detail =
-          where + ": " + describe(res.error) + (res.error_text.empty() ? "" : " (" + res.error_text + ")");
+      d.detail = where + ": " + describe(res.error) +
+                 (res.error_text.empty() ? "" : " (" + detail::log_text(res.error_text) + ")");
       return d;
     }
     if (res.status == 401 || res.status == 403) {
@@ -286,7 +286,8 @@ struct AuthProxy::Shared {
       d.refusal = AuthProxyRefusal::bad_status;
       d.detail = where + " answered " + std::to_string(res.status) + ", not 2xx, 401 or 403";
       if (auto location = res.header("location")) {
-        d.detail += " (Location: " + truncated(*location) + "; a redirect to a login page? answer 401)";
+        d.detail +=
+            " (Location: " + detail::log_text(*location) + "; a redirect to a login page? answer 401)";
       }
       return d;
     }
@@ -297,8 +298,9 @@ struct AuthProxy::Shared {
       auto body = detail::parse_json_object(res.body);
       if (!body) {
         d.refusal = AuthProxyRefusal::bad_answer;
-        d.detail = where + " answered " + std::to_string(res.status) + " with a " + std::string(*type) +
-                   " body that is not a JSON object: " + truncated(res.body, 100);
+        d.detail = where + " answered " + std::to_string(res.status) + " with a " +
+                   detail::log_text(*type, 64) +
+                   " body that is not a JSON object: " + detail::log_text(res.body, 100);
         return d;
       }
       if (auto id = body->find("user_id"); id != body->end()) {

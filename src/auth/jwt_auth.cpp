@@ -32,6 +32,7 @@
 #include <stdexcept>
 
 #include "auth/claims.hpp"
+#include "auth/log_text.hpp"
 #include "log.hpp"
 #include "proto/http1_parser.hpp"
 #include "windlass/auth.hpp"
@@ -346,8 +347,8 @@ JwtResult JwtVerifier::verify(std::string_view token) const {
   if (alg == header->end() || !alg->is_string()) return fail(JwtError::malformed, "the header has no alg");
   const std::string alg_name = alg->get<std::string>();
   if (alg_name != to_string(o.algorithm)) {
-    return fail(JwtError::algorithm_mismatch,
-                "alg \"" + alg_name.substr(0, 32) + "\", only " + to_string(o.algorithm) + " is accepted");
+    return fail(JwtError::algorithm_mismatch, "alg \"" + detail::log_text(alg_name, 32) + "\", only " +
+                                                  to_string(o.algorithm) + " is accepted");
   }
   if (auto typ = header->find("typ"); typ != header->end()) {
     // libjwt refuses any other typ; say so precisely rather than as a bad signature.
@@ -375,6 +376,8 @@ JwtResult JwtVerifier::verify(std::string_view token) const {
     // libjwt's OpenSSL calls leave errors on this thread's queue when a
     // signature fails, and the TLS sessions of this loop read that queue.
     ERR_clear_error();
+    // EINVAL: the signature does not verify (the form was checked above;
+    // libjwt's own JSON parser refusing what ours took would land here too).
     if (rc == EINVAL)
       return fail(JwtError::bad_signature,
                   std::string("does not verify with the ") + to_string(o.algorithm) + " key");
@@ -414,7 +417,7 @@ JwtResult JwtVerifier::verify(std::string_view token) const {
   claims.issuer = iss->get<std::string>();
   if (claims.issuer != o.issuer) {
     return fail(JwtError::wrong_issuer,
-                "iss \"" + claims.issuer.substr(0, 200) + "\" is not \"" + o.issuer + "\"");
+                "iss \"" + detail::log_text(claims.issuer) + "\" is not \"" + o.issuer + "\"");
   }
 
   // RFC 7519 §4.1.3: a string, or an array of strings.
@@ -433,9 +436,9 @@ JwtResult JwtVerifier::verify(std::string_view token) const {
   bool ours = false;
   for (const std::string& a : claims.audience) ours = ours || a == o.audience;
   if (!ours) {
-    std::string seen = aud->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    if (seen.size() > 200) seen = seen.substr(0, 200) + "...";
-    return fail(JwtError::wrong_audience, "aud " + seen + " does not hold \"" + o.audience + "\"");
+    const std::string seen = aud->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return fail(JwtError::wrong_audience,
+                "aud " + detail::log_text(seen) + " does not hold \"" + o.audience + "\"");
   }
 
   if (auto sub = payload->find("sub"); sub != payload->end()) {

@@ -151,6 +151,13 @@ TEST(JwtVerifier, refuses_an_hs256_token_keyed_with_the_rs256_public_key) {
   EXPECT_NE(r.detail.find("HS256"), std::string::npos) << r.detail;
 }
 
+TEST(JwtVerifier, what_a_token_says_reaches_the_log_line_without_control_bytes) {
+  JwtVerifier v(hs256_options());
+  auto r = v.verify(t::b64url("{\"alg\":\"HS\\n256\\u001b[31m\"}") + "." + t::b64url(payload()) + ".c2ln");
+  EXPECT_EQ(r.error, JwtError::algorithm_mismatch);
+  EXPECT_EQ(r.detail, "alg \"HS?256?[31m\", only HS256 is accepted");
+}
+
 TEST(JwtVerifier, refuses_a_token_of_the_other_algorithm) {
   EXPECT_EQ(error_of(JwtVerifier(hs256_options()), rs256(payload())), JwtError::algorithm_mismatch);
   EXPECT_EQ(error_of(JwtVerifier(rs256_options()), hs256(payload())), JwtError::algorithm_mismatch);
