@@ -22,6 +22,8 @@ import {
 watchdog(120_000);
 const T = { timeout: 30_000 };
 const OTHER = { id: 'other-app', key: 'other-key', secret: 'other-secret' };
+// An app whose limits are above Pusher's defaults.
+const ROOMY = { id: 'roomy-app', key: 'roomy-key', secret: 'roomy-secret' };
 
 let server;
 let auth;
@@ -49,7 +51,8 @@ describe('the HTTP API with the pusher Node SDK', { timeout: 110_000 }, () => {
   before(async () => {
     server = await startHub({
       server: { max_body_size: '256KiB' },
-      apps: [{ ...DEMO, client_events: true }, OTHER],
+      apps: [{ ...DEMO, client_events: true }, OTHER,
+        { ...ROOMY, max_event_size: '64KiB', max_channels_per_event: 200, max_batch_events: 50 }],
     });
     auth = await new AuthServer().start();
     sdk = sdkFor(server);
@@ -265,6 +268,34 @@ describe('the HTTP API with the pusher Node SDK', { timeout: 110_000 }, () => {
     assert.equal(huge.status, 413, huge.text);
     await sleep(QUIET_MS);
     assert.equal(got.length, 1, 'an event over the limits was delivered');
+    await c.close();
+  });
+
+  it('honours an app\'s limits above Pusher\'s: 64 KiB of data, 200 channels, 50 events a batch', T, async () => {
+    const roomy = sdkFor(server, ROOMY);
+    const name = fresh('big-');
+    const c = new PusherJs(server, { key: ROOMY.key });
+    await c.connected();
+    const got = c.record(await c.subscribe(name), 'big');
+    const data = 'y'.repeat(64 * 1024);
+    assert.equal((await roomy.trigger(name, 'big', data)).status, 200);
+    await waitCount(got, 1, 'the 64 KiB event');
+    assert.equal(got[0].data.length, data.length);
+    let r = await refused(roomy.trigger(name, 'big', `${data}y`));
+    assert.equal(r.status, 413, r.body);
+    const many = Array.from({ length: 200 }, (_, i) => `${name}-${i}`);
+    r = await api(server, 'POST', `/apps/${ROOMY.id}/events`,
+      { app: ROOMY, body: { name: 'big', data: '{}', channels: [...many.slice(0, 199), name] } });
+    assert.equal(r.status, 200, r.text);
+    await waitCount(got, 2, 'the event sent to 200 channels');
+    r = await api(server, 'POST', `/apps/${ROOMY.id}/events`,
+      { app: ROOMY, body: { name: 'big', data: '{}', channels: [...many, name] } });
+    assert.equal(r.status, 400, `201 channels: ${r.text}`);
+    const batch = Array.from({ length: 50 }, (_, i) => ({ channel: name, name: 'big', data: String(i) }));
+    assert.equal((await roomy.triggerBatch(batch)).status, 200);
+    await waitCount(got, 52, 'the 50 events of the batch');
+    r = await refused(roomy.triggerBatch([...batch, batch[0]]));
+    assert.ok([400, 413].includes(r.status), `51 events: ${r.status} ${r.body}`);
     await c.close();
   });
 

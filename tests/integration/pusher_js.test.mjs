@@ -33,6 +33,7 @@ const SMALL = { id: 'small-app', key: 'small-key', secret: 'small-secret-from-fi
 const TINY = { id: 'tiny-app', key: 'tiny-key', secret: 'tiny-secret' };                // 2 connections
 const OFF = { id: 'off-app', key: 'off-key', secret: 'off-secret' };                    // disabled
 const GUARDED = { id: 'guarded-app', key: 'guarded-key', secret: 'guarded-secret' };    // allowed_origins
+const ROOMY = { id: 'roomy-app', key: 'roomy-key', secret: 'roomy-secret' };             // larger limits
 
 let server;
 let auth;
@@ -52,6 +53,7 @@ async function mainServer() {
       { ...TINY, max_connections: 2 },
       { ...OFF, enabled: false },
       { ...GUARDED, allowed_origins: ['https://good.example'] },
+      { ...ROOMY, client_events: true, max_event_size: '32KiB', max_user_info_size: '8KiB' },
     ],
   }, { env: { WINDLASS_TEST_QUIET_SECRET: QUIET.secret } });
 }
@@ -300,6 +302,29 @@ describe('pusher-js against windlass-server', { timeout: 110_000 }, () => {
     assert.equal(got.length + got2.length + got3.length, 0, 'a refused client event was delivered');
     for (const c of [a, q1]) assert.equal(c.state, 'connected', 'a refused client event closed the connection');
     await Promise.all([a, b, q1, q2, quietAuth].map((c) => c.close()));
+  });
+
+  it('honours an app\'s limits above Pusher\'s: 32 KiB client events, 8 KiB user_info', T, async () => {
+    const roomyAuth = await new AuthServer(ROOMY).start();
+    const name = fresh('presence-roomy.');
+    const info = { bio: 'b'.repeat(6000) };
+    const a = await connected({ key: ROOMY.key, auth: roomyAuth,
+      params: { user_id: 'a', user_info: JSON.stringify(info) } });
+    const b = await connected({ key: ROOMY.key, auth: roomyAuth, params: { user_id: 'b' } });
+    const ach = await a.subscribe(name);
+    const bch = await b.subscribe(name);
+    assert.deepEqual(bch.members.get('a').info, info);
+    const got = b.record(bch, 'client-essay');
+    ach.trigger('client-essay', { text: 'e'.repeat(30 * 1024) });
+    await waitCount(got, 1, 'a 30 KiB client event');
+    assert.equal(got[0].data.text.length, 30 * 1024);
+    // Past the app's limit, the event is refused and the connection stays.
+    ach.trigger('client-essay', { text: 'e'.repeat(33 * 1024) });
+    assert.equal(errorCode(await a.errorWith(4200)), 4200);
+    await sleep(QUIET_MS);
+    assert.equal(got.length, 1);
+    assert.equal(a.state, 'connected');
+    await Promise.all([a.close(), b.close(), roomyAuth.close()]);
   });
 
   it('closes a client past 10 client events a second with 4301, and pusher-js stays away', T, async () => {
