@@ -11,7 +11,7 @@ build_pkgs=(g++ cmake ninja-build make pkg-config libssl-dev zlib1g-dev
 # Tests: sanitizer and fuzzer runtimes, real clients, a real browser.
 test_pkgs=(clang-14 libclang-rt-14-dev python3 python3-websockets openssl
            chromium fonts-liberation procps nginx supervisor systemd strace
-           prometheus dpkg-dev libboost-dev libwebsocketpp-dev)
+           prometheus dpkg-dev libboost-dev libwebsocketpp-dev php-cli)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--with-test" ]; then
@@ -40,7 +40,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# npm clients for the tests (ws, playwright-core), pinned by package-lock.json.
+# npm clients for the tests (ws, playwright-core, pusher-js, laravel-echo, pusher),
+# pinned by package-lock.json.
 if [ "${1:-}" = "--with-test" ]; then
   here=$(cd "$(dirname "$0")/.." && pwd)
   stamp="$here/node_modules/.windlass-lock"
