@@ -54,7 +54,8 @@ try {
             if ($user_id === '') {
                 reply(403, ['error' => 'who are you?']);
             } elseif (str_starts_with($channel, 'presence-room.')) {
-                reply(200, pusher_authorize_presence($config, $channel, $socket_id, $user_id, ['name' => $name]));
+                reply(200, pusher_authorize_presence($config, $channel, $socket_id, $user_id,
+                                                     ['id' => $user_id, 'name' => $name]));
             } elseif ($channel === "private-user.$user_id" || str_starts_with($channel, 'private-room.')) {
                 reply(200, pusher_authorize_channel($config, $channel, $socket_id));
             } else {

@@ -128,7 +128,7 @@ describe('PHP: publish.php and auth_server.php', { timeout: 110_000 }, () => {
     await Promise.all([ann.connected(), bob.connected()]);
     const annRoom = await ann.subscribe(room);
     const bobRoom = await bob.subscribe(room);
-    assert.deepEqual(bobRoom.members.get('ann').info, { name: 'Ann' });
+    assert.deepEqual(bobRoom.members.get('ann').info, { id: 'ann', name: 'Ann' });
     await waitUntil(() => annRoom.members.count === 2, 5000, 'bob among ann\'s members');
     await ann.subscribe('private-user.ann');
     // Someone else's private channel: the app says no (403), pusher-js reports it.
