@@ -13,9 +13,16 @@ test_pkgs=(clang-14 libclang-rt-14-dev python3 python3-websockets openssl
            chromium fonts-liberation procps nginx supervisor systemd strace
            prometheus dpkg-dev libboost-dev libwebsocketpp-dev php-cli)
 
+# The demo room (make room, docs/push-from-php.md): php-cli for its web
+# app's side, and Node's npm for pusher-js and Laravel Echo.
+demo_pkgs=(php-cli)
+
 want=("${build_pkgs[@]}")
-if [ "${1:-}" = "--with-test" ]; then
-  want+=("${test_pkgs[@]}")
+case "${1:-}" in
+  --with-test) want+=("${test_pkgs[@]}") ;;
+  --with-demo) want+=("${demo_pkgs[@]}") ;;
+esac
+if [ "${1:-}" = "--with-test" ] || [ "${1:-}" = "--with-demo" ]; then
   # Node.js may come from another package than Debian's (the NodeSource
   # "nodejs" provides npm and conflicts with Debian's "npm"), so the commands
   # are checked, not the packages. playwright-core needs Node 20 or newer.
@@ -41,8 +48,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # npm clients for the tests (ws, playwright-core, pusher-js, laravel-echo, pusher),
-# pinned by package-lock.json.
-if [ "${1:-}" = "--with-test" ]; then
+# pinned by package-lock.json; the demo room's pages use two of them.
+if [ "${1:-}" = "--with-test" ] || [ "${1:-}" = "--with-demo" ]; then
   here=$(cd "$(dirname "$0")/.." && pwd)
   stamp="$here/node_modules/.windlass-lock"
   if [ ! -f "$stamp" ] || ! cmp -s "$here/package-lock.json" "$stamp"; then

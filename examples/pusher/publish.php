@@ -150,7 +150,7 @@ function pusher_publish_main(array $argv): int
         fwrite(STDERR, 'publish.php: ' . $e->getMessage() . "\n");
         return 1;
     }
-    echo "published $event on $channel: " . json_encode($answer) . "\n";
+    echo "published $event on $channel: " . json_encode($answer, JSON_FORCE_OBJECT) . "\n";
     return 0;
 }
 
