@@ -338,7 +338,10 @@ describe('pusher-js against windlass-server', { timeout: 110_000 }, () => {
     await waitUntil(() => a.state === 'disconnected', 5000, 'pusher-js disconnected after 4301');
     await sleep(1500);
     assert.equal(a.state, 'disconnected', 'pusher-js reconnected after 4301');
-    assert.ok(got.length >= 9 && got.length <= 11, `${got.length} of 15 relayed; the budget is 10 a second`);
+    // A bucket of 10, refilled at 10 a second: a burst gets 10, plus one for
+    // each 100 ms the server took to read it (more than 200 ms only on a
+    // crawling sanitizer build).
+    assert.ok(got.length >= 10 && got.length <= 12, `${got.length} of 15 relayed; the budget is 10 a second`);
     assert.deepEqual(got.map((g) => g.data.i), [...Array(got.length).keys()], 'relayed out of order');
     assert.equal(b.state, 'connected');
     const m = await scrape(server);
