@@ -136,10 +136,48 @@ size_t PresenceRegistry::member_count(std::string_view prefix) const {
 
 // ------------------------------------------------------------ LoopHub
 
+namespace {
+
+// The parsers are shared by every app of the loop, so they take the largest
+// of the apps' limits, and each app's own is checked after them (here and in
+// http_api.cpp). With Pusher's defaults as theirs, they would refuse what an
+// app's config allows.
+ClientMessageLimits client_limits_for(const Hub::Impl& impl) {
+  ClientMessageLimits limits{.max_message_size = impl.options.ws.max_message_size};
+  for (const auto& app : impl.apps) {
+    limits.max_data_size = std::max(limits.max_data_size, app->config.max_event_bytes);
+    // channel_data is the user_id and user_info with their JSON around them.
+    limits.max_channel_data = std::max(limits.max_channel_data, app->config.max_user_info_bytes + 1024);
+  }
+  return limits;
+}
+
+PresenceLimits presence_limits_for(const Hub::Impl& impl) {
+  PresenceLimits limits;
+  for (const auto& app : impl.apps) {
+    limits.max_user_info = std::max(limits.max_user_info, app->config.max_user_info_bytes);
+  }
+  return limits;
+}
+
+ApiBodyLimits body_limits_for(const Hub::Impl& impl) {
+  ApiBodyLimits limits;
+  for (const auto& app : impl.apps) {
+    limits.max_data_size = std::max(limits.max_data_size, app->config.max_event_bytes);
+    limits.max_channels = std::max(limits.max_channels, app->config.max_channels_per_event);
+    limits.max_batch_size = std::max(limits.max_batch_size, app->config.max_batch_events);
+  }
+  return limits;
+}
+
+}  // namespace
+
 LoopHub::LoopHub(Hub::Impl& impl)
     : hub(impl),
-      parser(ClientMessageLimits{.max_message_size = impl.options.ws.max_message_size}),
-      verifier(ApiAuthOptions{.max_clock_skew = impl.options.api_timestamp_skew.count()}) {
+      parser(client_limits_for(impl)),
+      presence_parser(presence_limits_for(impl)),
+      verifier(ApiAuthOptions{.max_clock_skew = impl.options.api_timestamp_skew.count()}),
+      body_parser(body_limits_for(impl)) {
   for (const auto& app : impl.apps) {
     signers.push_back(std::make_unique<AppSigner>(app->config.key, app->config.secret));
   }
