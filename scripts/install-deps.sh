@@ -7,15 +7,14 @@ set -euo pipefail
 # Build: compilers, CMake, and the libraries DESIGN.md names.
 build_pkgs=(g++ cmake ninja-build make pkg-config libssl-dev zlib1g-dev
             libgtest-dev libgmock-dev libbenchmark-dev libspdlog-dev libfmt-dev
-<<<<<<< HEAD
-            libtomlplusplus-dev libcli11-dev libsystemd-dev libcurl4-openssl-dev)
-=======
-            libtomlplusplus-dev libcli11-dev libsystemd-dev libsimdjson-dev)
->>>>>>> pusher-core
-# Tests: sanitizer and fuzzer runtimes, real clients, a real browser.
+            libtomlplusplus-dev libcli11-dev libsystemd-dev libcurl4-openssl-dev
+            libsimdjson-dev librabbitmq-dev)
+# Tests: sanitizer and fuzzer runtimes, real clients, a real browser, a
+# real RabbitMQ and a PHP publisher (php-amqp) for the AMQP input.
 test_pkgs=(clang-14 libclang-rt-14-dev python3 python3-websockets openssl
            chromium fonts-liberation procps nginx supervisor systemd strace
-           prometheus dpkg-dev libboost-dev libwebsocketpp-dev)
+           prometheus dpkg-dev libboost-dev libwebsocketpp-dev
+           rabbitmq-server php-cli php-amqp)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--with-test" ]; then
