@@ -9,6 +9,7 @@
 
 #include "components.hpp"
 #include "config.hpp"
+#include "windlass/amqp.hpp"
 #include "windlass/app.hpp"
 #include "windlass/channels.hpp"
 
@@ -24,13 +25,13 @@ struct RouteMetrics {
 // The whole exposition for one scrape. Pure apart from the process
 // numbers it reads from /proc (open fds, CPU time, start time).
 std::string render_metrics(const Stats& stats, unsigned threads, const std::vector<RouteMetrics>& routes,
-                           const channels::Hub* hub = nullptr);
+                           const channels::Hub* hub = nullptr, const AmqpInput* amqp = nullptr);
 
 // Adds the configured /metrics, /healthz and /readyz handlers to `app`.
 // `app` must outlive the handlers (it owns them).
-// `hub`, when given, adds the channels' families (per app); it must outlive
-// the handlers too.
+// `hub`, when given, adds the channels' families (per app), and `amqp` the
+// RabbitMQ input's; both must outlive the handlers too.
 void add_metrics_routes(App& app, const MetricsConfig& config, std::vector<RouteMetrics> routes,
-                        const channels::Hub* hub = nullptr);
+                        const channels::Hub* hub = nullptr, const AmqpInput* amqp = nullptr);
 
 }  // namespace windlass::server
