@@ -478,6 +478,36 @@ class AmqpInputTest(unittest.TestCase):
         run_async(body(), timeout=120)
         self.assertRegex(self.server.log_text(), r"amqp: disconnected from \S+: .*; reconnecting in \d")
 
+    def test_a_deleted_queue_is_declared_again(self):
+        async def body():
+            sub = await Subscriber.connect(self.server, "redeclared")
+            php("delete-queue", HOST, self.rabbit.port, self.queue)
+            wait_log(self.server, rf'amqp: disconnected from \S+: the broker cancelled the consumer \(was the queue '
+                                  rf'"{re.escape(self.queue)}" deleted\?\)')
+            wt.wait_until(lambda: metric(self.server, "windlass_amqp_connected") == 1, "windlass back",
+                          CONNECT_TIMEOUT_S)
+            publish(self.rabbit, [event("redeclared", "again", {})])
+            self.assertEqual((await sub.next_event("the event on the new queue"))["event"], "again")
+            await sub.close()
+        run_async(body())
+
+    def test_an_exchange_of_another_type_is_a_clear_error_retried(self):
+        php("declare-exchange", HOST, self.rabbit.port, "windlass-fanout", "fanout")
+        d = wt.temp_dir()
+        config = wt.write_file(d, "windlass.toml", config_text(f"amqp://guest:guest@{HOST}:{self.rabbit.port}/%2f",
+                                                               f"windlass.wrong-{os.getpid()}",
+                                                               'amqp_exchange = "windlass-fanout"'))
+        other = wt.windlass_server(config, name="windlass-server-wrong-exchange").start()
+        try:
+            wait_log(other, r"amqp: cannot connect to \S+: declaring the exchange: the broker closed the channel: "
+                            r"406 PRECONDITION_FAILED - inequivalent arg 'type' for exchange 'windlass-fanout'.*; "
+                            r"retrying in \d", 2)
+            self.assertEqual(metric(other, "windlass_amqp_connected"), 0)
+            self.assertGreaterEqual(metric(other, "windlass_amqp_connect_failures_total"), 2)
+            other.assert_alive()
+        finally:
+            other.stop()
+
     def test_a_rabbitmq_restart_delivers_what_was_queued_durably_and_nothing_twice(self):
         async def body():
             sub = await Subscriber.connect(self.server, "restart")

@@ -14,9 +14,12 @@
 //     with an optional "message_id". Prints the number published.
 //   php amqp_publish.php count HOST PORT QUEUE
 //     Prints the queue's ready messages (a passive declare).
+//   php amqp_publish.php delete-queue HOST PORT QUEUE
+//   php amqp_publish.php declare-exchange HOST PORT EXCHANGE TYPE
 
 if ($argc < 5) {
-    fwrite(STDERR, "usage: amqp_publish.php publish HOST PORT EXCHANGE FILE | count HOST PORT QUEUE\n");
+    fwrite(STDERR, "usage: amqp_publish.php publish HOST PORT EXCHANGE FILE | count|delete-queue HOST PORT QUEUE"
+                   . " | declare-exchange HOST PORT EXCHANGE TYPE\n");
     exit(2);
 }
 [$mode, $host, $port, $name] = [$argv[1], $argv[2], (int)$argv[3], $argv[4]];
@@ -33,6 +36,20 @@ if ($mode === 'count') {
     $queue->setName($name);
     $queue->setFlags(AMQP_PASSIVE);
     echo $queue->declareQueue(), "\n";
+    exit(0);
+}
+if ($mode === 'delete-queue') {
+    $queue = new AMQPQueue($channel);
+    $queue->setName($name);
+    $queue->delete();
+    exit(0);
+}
+if ($mode === 'declare-exchange') {
+    $exchange = new AMQPExchange($channel);
+    $exchange->setName($name);
+    $exchange->setType($argv[5]);
+    $exchange->setFlags(AMQP_DURABLE);
+    $exchange->declareExchange();
     exit(0);
 }
 if ($mode !== 'publish' || $argc < 6) {
