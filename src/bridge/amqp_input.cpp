@@ -387,6 +387,17 @@ std::string quoted(std::string_view s) {
   return out + "\"";
 }
 
+// librabbitmq says "a socket error occurred" and keeps errno to itself;
+// errno is still the failed call's right after it returns.
+std::string library_error(int status, int saved_errno) {
+  std::string why = amqp_error_string2(status);
+  if (status == AMQP_STATUS_SOCKET_ERROR && saved_errno != 0 && saved_errno != EAGAIN &&
+      saved_errno != EINPROGRESS) {
+    why += std::string(" (") + std::strerror(saved_errno) + ")";
+  }
+  return why;
+}
+
 int64_t unix_ms_now() noexcept {
   return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -606,13 +617,14 @@ void Worker::wait(milliseconds delay) {
 }
 
 std::string Worker::reply_problem(const amqp_rpc_reply_t& r, const char* what) {
+  const int e = errno;
   std::string out = what;
   switch (r.reply_type) {
     case AMQP_RESPONSE_NORMAL: return {};
     case AMQP_RESPONSE_NONE: return out + ": no reply";
     case AMQP_RESPONSE_LIBRARY_EXCEPTION:
       alive_ = false;
-      return out + ": " + amqp_error_string2(r.library_error);
+      return out + ": " + library_error(r.library_error, e);
     case AMQP_RESPONSE_SERVER_EXCEPTION: break;
   }
   return out + ": " + broker_closed(r.reply);
@@ -640,16 +652,10 @@ std::string Worker::broker_closed(const amqp_method_t& method) {
   return std::string("unexpected method ") + amqp_method_name(method.id);
 }
 
-// librabbitmq says "a socket error occurred" and keeps errno to itself;
-// errno is still the failed call's right after it returns.
 std::string Worker::lost(int status, const char* what) {
   const int e = errno;
   alive_ = false;
-  std::string why = std::string(what) + ": " + amqp_error_string2(status);
-  if (status == AMQP_STATUS_SOCKET_ERROR && e != 0 && e != EAGAIN && e != EINPROGRESS) {
-    why += std::string(" (") + std::strerror(e) + ")";
-  }
-  return why;
+  return std::string(what) + ": " + library_error(status, e);
 }
 
 // The TCP connection is made here rather than by librabbitmq, so that a
@@ -751,6 +757,7 @@ bool Worker::connect(std::string& why) {
   props[1].value.kind = AMQP_FIELD_KIND_TABLE;
   props[1].value.value.table = amqp_table_t{1, &capability};
   amqp_table_t properties{2, props};
+  errno = 0;
   if (why = reply_problem(amqp_login_with_properties(
                               conn_, url_.vhost.c_str(), AMQP_DEFAULT_MAX_CHANNELS, AMQP_DEFAULT_FRAME_SIZE,
                               static_cast<int>(o_.heartbeat.count()), &properties, AMQP_SASL_METHOD_PLAIN,
