@@ -570,9 +570,9 @@ void Worker::run() {
     std::string why;
     if (!connect(why)) {
       close_connection();
+      if (s_->stopping.load()) break;  // interrupted, not failed
       s_->connect_failures.fetch_add(1);
       ++failures;
-      if (s_->stopping.load()) break;
       milliseconds delay = backoff_.next();
       log_warn("amqp: cannot connect to {}: {}; retrying in {}", url_text_, why, seconds_text(delay));
       wait(delay);
