@@ -80,11 +80,12 @@ install(TARGETS windlass windlass_proto
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-# http_client.hpp belongs to windlass_http_client (libcurl), which is not
-# installed or exported yet: its header stays out until the library goes in.
+# http_client.hpp belongs to windlass_http_client (libcurl), amqp.hpp to
+# windlass_amqp (librabbitmq), neither installed or exported yet: their
+# headers stay out until the libraries go in.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/windlass
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev
-  FILES_MATCHING PATTERN "*.hpp" PATTERN "http_client.hpp" EXCLUDE)
+  FILES_MATCHING PATTERN "*.hpp" PATTERN "http_client.hpp" EXCLUDE PATTERN "amqp.hpp" EXCLUDE)
 install(EXPORT windlassTargets
   NAMESPACE windlass::
   FILE windlassTargets.cmake

@@ -8,12 +8,15 @@ set -euo pipefail
 build_pkgs=(g++ cmake ninja-build make pkg-config libssl-dev zlib1g-dev
             libgtest-dev libgmock-dev libbenchmark-dev libspdlog-dev libfmt-dev
             libtomlplusplus-dev libcli11-dev libsystemd-dev libcurl4-openssl-dev libsimdjson-dev
-            libjwt-dev nlohmann-json3-dev libhiredis-dev)
-# Tests: sanitizer and fuzzer runtimes, real clients, a real browser.
+            libjwt-dev nlohmann-json3-dev libhiredis-dev librabbitmq-dev)
+# Tests: sanitizer and fuzzer runtimes, real clients, a real browser, real
+# Redis and RabbitMQ servers, and PHP publishers (php-redis with Laravel's
+# broadcasting, php-amqp).
 test_pkgs=(clang-14 libclang-rt-14-dev python3 python3-websockets openssl
            chromium fonts-liberation procps nginx supervisor systemd strace
            prometheus dpkg-dev libboost-dev libwebsocketpp-dev php-cli
-           redis-server redis-tools php-redis php-illuminate-broadcasting php-illuminate-redis)
+           redis-server redis-tools php-redis php-illuminate-broadcasting php-illuminate-redis
+           rabbitmq-server php-amqp)
 
 # The demo room (make room, docs/push-from-php.md): php-cli for its web
 # app's side, and Node's npm for pusher-js and Laravel Echo.

@@ -18,6 +18,7 @@
 #include <system_error>
 
 #include "units.hpp"
+#include "windlass/amqp.hpp"
 
 namespace windlass::server {
 
@@ -518,8 +519,7 @@ void read_channels(Section& s, ChannelsConfig& c) {
   s.finish();
 }
 
-void read_broker(Section& s, BrokerConfig& b) {
-  RedisConfig& r = b.redis;
+void read_broker_redis(Section& s, RedisConfig& r) {
   s.string("redis_url", r.url);
   if (const toml::node* n = s.table().get("redis_url"); n != nullptr && !r.url.empty() &&
                                                        !r.url.starts_with("redis://") &&
@@ -531,7 +531,6 @@ void read_broker(Section& s, BrokerConfig& b) {
   s.boolean("laravel", r.laravel);
   s.string("laravel_prefix", r.laravel_prefix);
   s.string("laravel_app", r.laravel_app);
-  s.finish();
 }
 
 // The secret of an [[app]]: given inline, or named by an environment
@@ -615,6 +614,54 @@ channels::AppConfig read_app(Section& s, const fs::path& base_dir) {
   return a;
 }
 
+// The channels app RabbitMQ messages go to, when amqp_app does not say:
+// the only [[app]]. `where` names what turned the input on, for the message.
+void resolve_amqp_app(AmqpConfig& a, const ChannelsConfig& channels, const std::string& where) {
+  if (!a.app.empty()) return;  // given, and checked by read_broker_amqp
+  if (channels.apps.empty()) {
+    throw ConfigError(where +
+                      ": RabbitMQ messages are published to a channels app, and no [[app]] is configured");
+  }
+  if (channels.apps.size() > 1) {
+    std::string ids;
+    for (const auto& app : channels.apps) ids += (ids.empty() ? "\"" : ", \"") + app.id + "\"";
+    throw ConfigError(where + ": there are " + std::to_string(channels.apps.size()) + " [[app]]s (" + ids +
+                      "): name the one RabbitMQ messages go to with broker.amqp_app");
+  }
+  a.app = channels.apps.front().id;
+}
+
+// [broker]'s RabbitMQ keys. Read after the [[app]]s, which amqp_app names.
+// The URL's password never appears in a message.
+void read_broker_amqp(Section& s, AmqpConfig& a, const ChannelsConfig& channels) {
+  if (const toml::node* n = s.find("amqp_url")) {
+    s.string("amqp_url", a.url);
+    AmqpUrl url;
+    if (AmqpUrlError e = parse_amqp_url(a.url, url); e != AmqpUrlError::none)
+      s.fail(*n, "amqp_url", describe(e));
+    a.enabled = true;
+  }
+  auto name = [&](std::string_view key, std::string& out) {
+    s.string(key, out);
+    if (const toml::node* n = s.table().get(key)) {
+      if (std::string why = amqp_name_problem(out); !why.empty()) s.fail(*n, key, "\"" + out + "\" " + why);
+    }
+  };
+  name("amqp_exchange", a.exchange);
+  name("amqp_queue", a.queue);
+  s.integer("amqp_prefetch", a.prefetch, 1, 65535);
+  if (const toml::node* n = s.find("amqp_app")) {
+    s.string("amqp_app", a.app);
+    auto known = [&](const channels::AppConfig& app) { return app.id == a.app; };
+    if (std::none_of(channels.apps.begin(), channels.apps.end(), known)) {
+      std::vector<std::string> ids;
+      for (const auto& app : channels.apps) ids.push_back(app.id);
+      s.fail(*n, "amqp_app", "\"" + a.app + "\" is not the id of an [[app]]" + suggest(a.app, ids));
+    }
+  }
+  if (a.enabled) resolve_amqp_app(a, channels, position(s.file(), s.table().source()) + "broker.amqp_url");
+}
+
 template <class T>
 std::optional<T> parse_integer(std::string_view v, int64_t min, int64_t max) {
   int64_t n = 0;
@@ -688,10 +735,6 @@ Config load_config(const fs::path& file) {
       c.routes.push_back(read_route(s, c.websocket, base_dir));
     }
   }
-  if (const toml::table* t = sub_table("broker")) {
-    Section s(*t, "broker.", c.source);
-    read_broker(s, c.broker);
-  }
   if (const toml::table* t = sub_table("channels")) {
     Section s(*t, "channels.", c.source);
     read_channels(s, c.channels);
@@ -713,6 +756,13 @@ Config load_config(const fs::path& file) {
     }
   }
   c.channels.enabled = !c.channels.apps.empty();
+  if (const toml::table* t = sub_table("broker")) {
+    // One section, each reader its own keys; [[app]]s are known by now.
+    Section s(*t, "broker.", c.source);
+    read_broker_redis(s, c.broker.redis);
+    read_broker_amqp(s, c.broker.amqp, c.channels);
+    s.finish();
+  }
   top.finish();
   validate(c);
   return c;
@@ -769,6 +819,17 @@ void apply_override(Config& c, OverrideKey key, std::string_view value, std::str
       else
         fail("not a log format (text or json)");
       break;
+    case OverrideKey::amqp_url: {
+      // Not quoted back: it holds a password.
+      AmqpUrl url;
+      if (AmqpUrlError e = parse_amqp_url(value, url); e != AmqpUrlError::none) {
+        throw ConfigError(std::string(origin) + ": " + describe(e));
+      }
+      c.broker.amqp.url = value;
+      c.broker.amqp.enabled = true;
+      resolve_amqp_app(c.broker.amqp, c.channels, std::string(origin));
+      break;
+    }
   }
 }
 
@@ -829,6 +890,15 @@ void validate_broker(const Config& c) {
   }
 }
 
+std::string amqp_node_id(const Config& c) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::strcpy(host, "localhost");
+  const unsigned port = c.server.plain_listener ? c.server.port : c.server.tls_port;
+  // A port picked at random names a new queue at every start: nothing
+  // durable to find again, but at least not another process's queue.
+  return std::string(host) + "." + (port != 0 ? std::to_string(port) : "pid" + std::to_string(::getpid()));
+}
+
 std::string summary(const Config& c) {
   std::string listen =
       c.server.plain_listener ? c.server.host + ":" + std::to_string(c.server.port) : "tls only";
@@ -856,6 +926,13 @@ std::string summary(const Config& c) {
     }
     s += ", redis " + url +
          (c.broker.redis.laravel ? " (+laravel " + c.broker.redis.laravel_prefix + "*)" : "");
+  }
+  if (c.broker.amqp.enabled) {
+    AmqpUrl url;
+    parse_amqp_url(c.broker.amqp.url, url);
+    s += ", amqp " + url.redacted() + " exchange " + c.broker.amqp.exchange + " queue " +
+         (c.broker.amqp.queue.empty() ? "windlass." + amqp_node_id(c) : c.broker.amqp.queue) + " -> app " +
+         c.broker.amqp.app;
   }
   s += ", metrics " + (c.metrics.enabled ? c.metrics.path : std::string("off"));
   s += ", log " + c.log.level + " " + (c.log.format == LogFormat::json ? "json" : "text") + ", access log " +

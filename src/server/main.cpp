@@ -13,15 +13,18 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "access_log.hpp"
 #include "components.hpp"
 #include "config.hpp"
+#include "escape.hpp"
 #include "logging.hpp"
 #include "metrics.hpp"
 #include "notify.hpp"
 #include "units.hpp"
+#include "windlass/amqp.hpp"
 #include "windlass/channels.hpp"
 #include "windlass/redis.hpp"
 #include "windlass/windlass.hpp"
@@ -74,6 +77,10 @@ ws::Config effective_config(const Flags& flags, bool config_from_flag) {
   }
   if (const char* v = env("WINDLASS_LARAVEL_PREFIX")) {
     ws::apply_override(config, ws::OverrideKey::laravel_prefix, v, "WINDLASS_LARAVEL_PREFIX");
+  }
+  // No flag for this one: a URL on the command line shows its password to ps.
+  if (const char* v = env("WINDLASS_AMQP_URL")) {
+    ws::apply_override(config, ws::OverrideKey::amqp_url, v, "WINDLASS_AMQP_URL");
   }
   for (const auto& o : kOverrides) {
     if (!(flags.*o.value).empty()) ws::apply_override(config, o.key, flags.*o.value, o.flag);
@@ -128,6 +135,8 @@ int serve(const ws::Config& config) {
   }
 
   ws::Notifier notifier;
+  // RabbitMQ as an input, when [broker] amqp_url is set (made below).
+  std::unique_ptr<windlass::AmqpInput> amqp;
   // Registered on the first loop before run() starts the other threads,
   // which inherit the blocked signal mask: only this loop's signalfd sees
   // them. And before listening: a SIGTERM sent as soon as the "listening
@@ -145,6 +154,9 @@ int serve(const ws::Config& config) {
       return;
     }
     stopping = true;
+    // No delivery is taken after this: what the hub already took is
+    // acknowledged, the rest stays in the queue for the next start.
+    if (amqp) amqp->stop();
     log.info("received {}: draining for {}, then closing connections (waiting up to {}){}", name,
              ws::format_duration(config.server.drain_delay),
              ws::format_duration(config.server.shutdown_timeout),
@@ -236,8 +248,35 @@ int serve(const ws::Config& config) {
     });
     log.info("broker: Laravel's Redis broadcaster on {}* goes to app {}", prefix, app_id);
   }
+  if (config.broker.amqp.enabled) {
+    const ws::AmqpConfig& c = config.broker.amqp;
+    windlass::AmqpOptions o;
+    o.url = c.url;
+    o.exchange = c.exchange;
+    o.queue = c.queue;
+    o.node_id = ws::amqp_node_id(config);
+    o.prefetch = c.prefetch;
+    // What the hub's payload parser takes: larger bodies are refused
+    // before they are gathered.
+    o.max_message_size = 64 * 1024;
+    windlass::channels::Hub* h = hub.get();
+    auto handler = [h, app_id = c.app, &log](std::string_view key, std::string_view body) {
+      std::string error;
+      if (h->publish_payload(app_id, key, body, windlass::kAmqpOrigin, &error)) return true;
+      std::string line;
+      ws::append_one_line(line, key);
+      log.warn("amqp: rejected a message with routing key \"{}\": {}", line, error);
+      return false;
+    };
+    try {
+      amqp = std::make_unique<windlass::AmqpInput>(app.loop(), std::move(o), std::move(handler));
+    } catch (const std::invalid_argument& e) {
+      log.error("{}", e.what());
+      return 1;
+    }
+  }
   ws::add_metrics_routes(app, config.metrics, std::move(route_metrics), hub.get(), bridge.get(),
-                         config.broker.redis.fail_readiness_when_split);
+                         config.broker.redis.fail_readiness_when_split, amqp.get());
 
   try {
     app.listen();
@@ -263,12 +302,18 @@ int serve(const ws::Config& config) {
   std::fflush(stdout);
   log.info("{} ({} event loop{})", listening, app.thread_count(), app.thread_count() == 1 ? "" : "s");
 
+  // After listening, so that the first deliveries find the endpoints up.
+  if (amqp) amqp->start();
+
   // Posted, so READY=1 is sent by the running loop, not merely a bound socket.
   app.loop().post([&] {
     notifier.start_timers(app, milliseconds(10'000));
     notifier.ready(listening);
   });
   app.run();
+  // Before the hub its handler publishes to; the thread ends at once if
+  // SIGTERM already stopped it.
+  amqp.reset();
   log.info("stopped");
   return 0;
 }
