@@ -129,6 +129,12 @@ TEST_F(UpgradeResume, the_inner_component_accepts_with_its_state_and_the_copied_
   ASSERT_TRUE(seen.w.wait([&] { return seen.opens == 1; }));
   EXPECT_EQ(seen.names[0], "inner:accept");
   EXPECT_EQ(seen.request_in_hook, "/ws?accept");
+  // resume() returns to its thread after the loop has answered: the count
+  // may trail the 101 a moment.
+  auto until = std::chrono::steady_clock::now() + 3s;
+  while (deferring->resumed_ok->load() == 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(1ms);
+  }
   EXPECT_EQ(deferring->resumed_ok->load(), 1);
 }
 
