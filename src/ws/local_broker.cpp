@@ -36,7 +36,7 @@ bool LocalBroker::subscribe(const Connection& conn, std::string_view topic) {
   if (c == nullptr || conn.loop() == nullptr) return false;
   const size_t index = conn.loop()->index();
   if (index >= members_.size() || members_[index].loop != conn.loop()) return false;
-  if (c->id() != conn.id() || !c->is_open()) return false;
+  if (WsConnection::id_in_slot(c) != conn.id() || !c->is_open()) return false;
   bool first = false;
   if (!members_[index].table->subscribe(topic, c, first)) return false;
   ++c->topic_count();
@@ -49,7 +49,7 @@ bool LocalBroker::unsubscribe(const Connection& conn, std::string_view topic) {
   if (c == nullptr || conn.loop() == nullptr) return false;
   const size_t index = conn.loop()->index();
   if (index >= members_.size() || members_[index].loop != conn.loop()) return false;
-  if (c->id() != conn.id() || c->topic_count() == 0) return false;
+  if (WsConnection::id_in_slot(c) != conn.id() || c->topic_count() == 0) return false;
   bool last = false;
   if (!members_[index].table->unsubscribe(topic, c, last)) return false;
   --c->topic_count();
