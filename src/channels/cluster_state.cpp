@@ -190,7 +190,13 @@ void ClusterState::refresh_counts() {
 }
 
 void ClusterState::resync() {
-  // This node's presence entries and subscriber counts, written again.
+  // This node's presence entries and subscriber counts, written again; and
+  // its topics, which Redis may have lost (a restart without persistence):
+  // without them nobody could reap this node's entries should it die.
+  {
+    std::lock_guard lock(mu_);
+    my_topics_.clear();
+  }
   for (const auto& [topic, members] : hub_.presence.snapshot()) {
     for (const auto& [user, info] : members) {
       options_.redis(topic_key(topic, "presence"), {"HSET", topic_key(topic, "presence"), node_ + ":" + user, info}, {});
