@@ -7,15 +7,16 @@ set -euo pipefail
 # Build: compilers, CMake, and the libraries DESIGN.md names.
 build_pkgs=(g++ cmake ninja-build make pkg-config libssl-dev zlib1g-dev
             libgtest-dev libgmock-dev libbenchmark-dev libspdlog-dev libfmt-dev
-<<<<<<< HEAD
-            libtomlplusplus-dev libcli11-dev libsystemd-dev libcurl4-openssl-dev)
-=======
-            libtomlplusplus-dev libcli11-dev libsystemd-dev libsimdjson-dev)
->>>>>>> pusher-core
-# Tests: sanitizer and fuzzer runtimes, real clients, a real browser.
+            libtomlplusplus-dev libcli11-dev libsystemd-dev libcurl4-openssl-dev
+            libsimdjson-dev libhiredis-dev)
+# Tests: sanitizer and fuzzer runtimes, real clients, a real browser; for
+# the cluster tests a real Redis (redis-tools: redis-cli --cluster) and
+# Laravel's Redis broadcaster (Debian's Laravel 8 components on php-redis).
 test_pkgs=(clang-14 libclang-rt-14-dev python3 python3-websockets openssl
            chromium fonts-liberation procps nginx supervisor systemd strace
-           prometheus dpkg-dev libboost-dev libwebsocketpp-dev)
+           prometheus dpkg-dev libboost-dev libwebsocketpp-dev
+           redis-server redis-tools php-cli php-redis php-illuminate-broadcasting
+           php-illuminate-redis php-illuminate-container)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--with-test" ]; then
