@@ -144,6 +144,10 @@ void Client::start() {
     // Standalone: every slot is the one node's.
     slots_.fill(nodes_.begin()->second.get());
     slots_known_ = true;
+    // The subscriber link is opened now, not with the first subscription:
+    // what other nodes publish while it connects would be lost to the
+    // first channel's subscribers, who have already been told they are in.
+    sub_link(*nodes_.begin()->second);
   }
 }
 
@@ -219,6 +223,10 @@ void Client::apply_slots(const redisReply& r) {
   const bool changed = !slots_known_ || slots != slots_;
   slots_ = slots;
   slots_known_ = true;
+  // Every master's subscriber link, opened before a channel needs it (as in start()).
+  for (Node* n : slots_) {
+    if (n != nullptr && !n->sub) sub_link(*n);
+  }
   if (changed) reconcile();
   update_state({});
 }

@@ -48,9 +48,12 @@ struct LinkOptions {
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds reply_timeout{5000};  // past it the link is dropped: replies are in order
   size_t max_pending = 100'000;                   // commands sent and not answered, and queued
-  // Reconnection after a loss: the delay doubles from min to max, with jitter.
+  // Reconnection after a loss: the delay doubles from min to max, with
+  // jitter. The ceiling bounds how long a node stays split once Redis is
+  // back (the cluster promises cross-node delivery again within 5 s); a
+  // connection attempt every 1-2 s per link costs a dead Redis nothing.
   std::chrono::milliseconds reconnect_min{100};
-  std::chrono::milliseconds reconnect_max{5000};
+  std::chrono::milliseconds reconnect_max{2000};
 };
 
 // A reply's text, for callers that want one value.

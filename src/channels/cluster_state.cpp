@@ -128,7 +128,7 @@ void ClusterState::stop() {
   if (loop_ != nullptr) loop_->cancel_timer(timer_);
   timer_ = 0;
   // Leaving on purpose: the others need not wait for the timeout.
-  if (active()) reap_node(node_);
+  if (active()) reap_node(node_, Reap::leaving);
   loop_ = nullptr;
 }
 
@@ -165,7 +165,11 @@ void ClusterState::heartbeat() {
     was_connected_ = true;
     grace_until_ = loop_->now() + options_.node_timeout;
     options_.redis(key("nodes"), {"SADD", key("nodes"), node_}, {});
-    resync();
+    // What Redis holds for this node id may be stale: left by an earlier
+    // process with this id (killed, then restarted by systemd or Supervisor
+    // before node_timeout, so nobody reaped it), or by users who left while
+    // Redis was away. Removed first, then written again from what is here.
+    reap_node(node_, Reap::stale);
     last_counts_.clear();
     active_.store(true);
     return;
@@ -190,7 +194,13 @@ void ClusterState::refresh_counts() {
 }
 
 void ClusterState::resync() {
-  // This node's presence entries and subscriber counts, written again.
+  // This node's presence entries and subscriber counts, written again; and
+  // its topics, which Redis may have lost (a restart without persistence):
+  // without them nobody could reap this node's entries should it die.
+  {
+    std::lock_guard lock(mu_);
+    my_topics_.clear();
+  }
   for (const auto& [topic, members] : hub_.presence.snapshot()) {
     for (const auto& [user, info] : members) {
       options_.redis(topic_key(topic, "presence"), {"HSET", topic_key(topic, "presence"), node_ + ":" + user, info}, {});
@@ -222,29 +232,42 @@ void ClusterState::reap() {
         options_.redis(lock, {"SET", lock, node_, "NX", "PX", "30000"}, [this, n](const std::vector<std::string>& ok, std::string_view e2) {
           if (!e2.empty() || ok.empty() || ok[0] != "OK") return;
           windlass::log(LogLevel::warn, "channels: node " + n + " stopped answering: removing its presence members");
-          reap_node(n);
+          reap_node(n, Reap::dead);
         });
       });
     }
   });
 }
 
-void ClusterState::reap_node(const std::string& node) {
+void ClusterState::reap_node(const std::string& node, Reap kind) {
   const std::string topics_key = key("node:" + node + ":topics");
-  const bool self = node == node_;
-  options_.redis(topics_key, {"SMEMBERS", topics_key}, [this, node, topics_key, self](const std::vector<std::string>& topics,
+  options_.redis(topics_key, {"SMEMBERS", topics_key}, [this, node, topics_key, kind](const std::vector<std::string>& topics,
                                                                                        std::string_view error) {
-    if (!error.empty()) return;
+    if (!error.empty()) {
+      if (kind == Reap::stale) resync();  // written again at least
+      return;
+    }
+    // A stale purge is followed by resync() once every topic has answered.
+    auto left = std::make_shared<size_t>(topics.size());
+    auto answered = [this, kind, left] {
+      if (--*left == 0 && kind == Reap::stale) resync();
+    };
     for (const std::string& topic : topics) {
       options_.redis(topic_key(topic, "presence"),
                      {"EVAL", std::string(kReap), "2", topic_key(topic, "presence"), topic_key(topic, "subs"), node},
-                     [this, topic, self](const std::vector<std::string>& r, std::string_view e) {
-                       if (!e.empty() || r.size() < 2 || self) return;  // leaving ourselves: our own clients are gone too
+                     [this, topic, kind, answered](const std::vector<std::string>& r, std::string_view e) {
+                       // Leaving ourselves: our own clients are gone too.
+                       if (!e.empty() || r.size() < 2 || kind == Reap::leaving) return answered();
                        std::string_view channel;
                        AppState* a = hub_.app_for_topic(topic, &channel);
-                       if (a == nullptr) return;
-                       // The dead node's members nobody else has: gone, told once (by us).
+                       if (a == nullptr) return answered();
+                       std::set<std::string> here;
+                       if (kind == Reap::stale) {
+                         for (auto& [user, info] : hub_.presence.members(topic)) here.insert(user);
+                       }
+                       // The node's members nobody else has: gone, told once (by us).
                        for (size_t i = 2; i < r.size(); ++i) {
+                         if (here.contains(r[i])) continue;  // still here: written again by resync()
                          std::string event;
                          append_member_removed(event, channel, r[i]);
                          hub_.publish(*a, channel, event);
@@ -257,7 +280,8 @@ void ClusterState::reap_node(const std::string& node) {
                            hub_.webhook(*a, std::move(w), false);
                          }
                        }
-                       if (r[0] == "0" && r[1] == "1") {
+                       const bool still_here = kind == Reap::stale && hub_.app.broker().subscriber_count(topic) > 0;
+                       if (r[0] == "0" && r[1] == "1" && !still_here) {
                          const std::string set = key("{app:" + a->config.id + "}:channels");
                          options_.redis(set, {"SREM", set, std::string(channel)}, {});
                          if (a->wants_webhook("channel_vacated")) {
@@ -267,10 +291,13 @@ void ClusterState::reap_node(const std::string& node) {
                            hub_.webhook(*a, std::move(w), false);
                          }
                        }
+                       answered();
                      });
     }
     options_.redis(topics_key, {"DEL", topics_key}, {});
-    options_.redis(key("nodes"), {"SREM", key("nodes"), node}, {});
+    // This node stays registered: the others must reap it should it die.
+    if (kind != Reap::stale) options_.redis(key("nodes"), {"SREM", key("nodes"), node}, {});
+    if (topics.empty() && kind == Reap::stale) resync();
   });
 }
 

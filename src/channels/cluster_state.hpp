@@ -87,7 +87,13 @@ class ClusterState {
   void resync();
   void refresh_counts();
   void reap();
-  void reap_node(const std::string& node);
+  // How a node's entries are removed: a dead node's (its members nobody
+  // else has are told gone), this node's own on a clean stop (nothing told:
+  // its clients are gone too), or this node's own when it (re)connects
+  // (what an earlier process with this id or a Redis kept through an
+  // outage left; members it still has are not told, and resync() follows).
+  enum class Reap : uint8_t { dead, leaving, stale };
+  void reap_node(const std::string& node, Reap kind);
   void note_topic(const std::string& topic);
   std::string key(std::string_view name) const { return options_.key_prefix + std::string(name); }
   std::string topic_key(const std::string& topic, std::string_view what) const {
