@@ -16,7 +16,7 @@ test_pkgs=(clang-14 libclang-rt-14-dev python3 python3-websockets openssl
            chromium fonts-liberation procps nginx supervisor systemd strace
            prometheus dpkg-dev libboost-dev libwebsocketpp-dev php-cli
            redis-server redis-tools php-redis php-illuminate-broadcasting php-illuminate-redis
-           php-illuminate-container            rabbitmq-server php-amqp)
+           php-illuminate-container rabbitmq-server php-amqp)
 
 # The demo room (make room, docs/push-from-php.md): php-cli for its web
 # app's side, and Node's npm for pusher-js and Laravel Echo.
