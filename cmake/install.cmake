@@ -80,12 +80,16 @@ install(TARGETS windlass windlass_proto
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-# http_client.hpp belongs to windlass_http_client (libcurl), amqp.hpp to
-# windlass_amqp (librabbitmq), neither installed or exported yet: their
-# headers stay out until the libraries go in.
+# The application libraries are not installed or exported yet, so their
+# headers stay out until the libraries go in: http_client.hpp
+# (windlass_http_client, libcurl), auth.hpp (windlass_auth, libjwt),
+# redis.hpp and amqp.hpp (windlass_redis, windlass_amqp: hiredis,
+# librabbitmq), channels.hpp (windlass_channels, the Pusher hub).
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/windlass
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev
-  FILES_MATCHING PATTERN "*.hpp" PATTERN "http_client.hpp" EXCLUDE PATTERN "amqp.hpp" EXCLUDE)
+  FILES_MATCHING PATTERN "*.hpp"
+  PATTERN "http_client.hpp" EXCLUDE PATTERN "auth.hpp" EXCLUDE PATTERN "redis.hpp" EXCLUDE
+  PATTERN "amqp.hpp" EXCLUDE PATTERN "channels.hpp" EXCLUDE)
 install(EXPORT windlassTargets
   NAMESPACE windlass::
   FILE windlassTargets.cmake
