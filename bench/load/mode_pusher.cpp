@@ -24,6 +24,7 @@
 //
 // pusher-idle: the same subscribers, held for --duration with nothing
 // published, to weigh the server's memory per subscribed connection.
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <ctime>
