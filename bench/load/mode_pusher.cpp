@@ -46,6 +46,22 @@ constexpr uint64_t kSetupTimeoutNs = 10 * kSecond;  // without progress, while s
 constexpr uint64_t kProbeIntervalNs = 200'000'000;
 constexpr uint64_t kProbeTag = uint64_t{1} << 63;
 constexpr size_t kFillerPeriod = 26;
+// The close handshakes at the end may take a while: Soketi needs more than
+// 10 s for 10,000 subscribed connections on a busy machine.
+constexpr uint64_t kCloseMsPerConnection = 3;
+constexpr int kMinCloseMs = 10000;
+
+int close_timeout_ms(size_t connections) {
+  return std::max(kMinCloseMs, static_cast<int>(std::min<uint64_t>(connections * kCloseMsPerConnection, 600'000)));
+}
+
+// Closes every subscriber (after the run: not measured) and says how long
+// the server took.
+void close_subscribers(ClientLoop& loop, Report& report) {
+  const uint64_t started = monotonic_ns();
+  loop.close_all(close_timeout_ms(loop.size()));
+  report.pusher.close_seconds = static_cast<double>(monotonic_ns() - started) / 1e9;
+}
 
 int64_t unix_seconds() noexcept {
   timespec ts{};
@@ -220,9 +236,12 @@ class PusherWorkload final : public Workload, public ApiLaneOwner {
     return probes_sent_ > 0 && !probe_in_flight_ && probed_last() == subscribers_;
   }
 
+  // The first burst is due half an interval from now, so that a measured
+  // window a whole number of intervals long, starting a whole number of
+  // intervals after this, holds exactly that many bursts (none on its edges).
   void start(uint64_t now) {
     sending_ = true;
-    next_tick_ns_ = now;
+    next_tick_ns_ = now + interval_ns() / 2;
     pump();
   }
   void stop() noexcept { sending_ = false; }
@@ -262,7 +281,7 @@ class PusherWorkload final : public Workload, public ApiLaneOwner {
   int tick(uint64_t now) {
     uint64_t wait_ns = 100'000'000;
     if (sending_ && opts_.rate > 0) {
-      const auto interval = static_cast<uint64_t>(static_cast<double>(opts_.burst) / opts_.rate * 1e9);
+      const uint64_t interval = interval_ns();
       bool added = false;
       while (now >= next_tick_ns_) {
         for (size_t k = 0; k < opts_.burst; ++k) due_.push_back(next_tick_ns_);
@@ -290,6 +309,10 @@ class PusherWorkload final : public Workload, public ApiLaneOwner {
   }
 
  private:
+  uint64_t interval_ns() const noexcept {
+    return opts_.rate > 0 ? static_cast<uint64_t>(static_cast<double>(opts_.burst) / opts_.rate * 1e9) : 0;
+  }
+
   enum class Phase : uint8_t { connecting, established_wanted, subscribing, subscribed };
   struct Sub {
     Phase phase = Phase::connecting;
@@ -666,7 +689,7 @@ void run_pusher(const Options& opts, const Target& target, Report& report) {
   }
   w.set_live(false);
   w.shut_lanes();
-  loop.close_all(10000);
+  close_subscribers(loop, report);
   w.fill(report.pusher, false);
   report.totals = loop.stats();
   report.failure = loop.abort_reason();
@@ -687,7 +710,7 @@ void run_pusher_idle(const Options& opts, const Target& target, Report& report) 
     measure_window(loop, opts, report, [&](uint64_t deadline) { drive_until(loop, w, deadline); });
   }
   w.set_live(false);
-  loop.close_all(10000);
+  close_subscribers(loop, report);
   report.totals = loop.stats();
   report.failure = loop.abort_reason();
 }

@@ -79,7 +79,7 @@ void print_pusher_json(const Report& r, const Options& opts) {
                 static_cast<unsigned long long>(p.api_closed_by_server),
                 static_cast<unsigned long long>(p.api_requests), static_cast<unsigned long long>(p.probes));
   }
-  std::printf("\"size\":%zu},", opts.size);
+  std::printf("\"close_seconds\":%.3f,\"size\":%zu},", p.close_seconds, opts.size);
 }
 
 void print_json(const Report& r, const Options& opts) {

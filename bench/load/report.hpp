@@ -30,6 +30,7 @@ struct PusherFigures {
   uint64_t api_closed_by_server = 0;  // closed by the server (or announced) after an answer
   uint64_t api_requests = 0;
   uint64_t probes = 0;
+  double close_seconds = 0;  // closing every subscriber at the end
 };
 
 struct Report {
