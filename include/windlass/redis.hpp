@@ -19,7 +19,16 @@
 //     messages coming back are dropped: each subscriber gets a message once;
 //   - when Redis goes away, local delivery goes on; publishes wait in a
 //     bounded outbox (then are dropped, counted) and the links reconnect
-//     with backoff and subscribe again.
+//     with backoff and subscribe again;
+//   - the topics that keep a history (Broker::keep_history, history.hpp)
+//     keep it in Redis, one Stream per topic shared by every node, so a
+//     client can come back on any node: a publish on such a topic is
+//     appended and published by one script, and every node, this one too,
+//     delivers it when it comes back with its offset (while Redis is away,
+//     this node delivers it at once, without an offset). What inputs
+//     relay that every node consumes itself (origin != 0: Laravel's
+//     broadcaster, RabbitMQ) is delivered without an offset and kept in
+//     no history.
 #pragma once
 
 #include <chrono>
@@ -33,6 +42,7 @@
 
 #include "windlass/app.hpp"
 #include "windlass/broker.hpp"
+#include "windlass/history.hpp"
 
 namespace windlass::redis {
 
@@ -66,9 +76,10 @@ struct BridgeStats {
   uint64_t reconnects = 0;          // times the bridge came back after a loss
   uint64_t subscriptions = 0;       // topics subscribed on Redis
   uint64_t malformed = 0;           // messages on our channels that were not ours
+  uint64_t history_errors = 0;      // history appends or reads Redis refused or did not answer
 };
 
-class RedisBridge final : public BrokerDecorator, public TopicObserver {
+class RedisBridge final : public BrokerDecorator, public TopicObserver, public HistorySource {
  public:
   // Before app.run(): installs the bridge as the App's broker and runs its
   // Redis connections on the App's first loop. Throws std::invalid_argument
@@ -77,6 +88,10 @@ class RedisBridge final : public BrokerDecorator, public TopicObserver {
   ~RedisBridge() override;
 
   void publish(std::string_view topic, const Message& message, const PublishOptions& options = {}) override;
+  // HistorySource: install() makes the bridge the keeper of every history
+  // (keep_history()): one Redis Stream per topic, shared by the nodes.
+  void read_history(std::string topic, std::optional<StreamOffset> since, const HistoryOptions& options,
+                    std::function<void(HistoryRead)> done) override;
 
   // Any thread.
   BridgeStats stats() const;

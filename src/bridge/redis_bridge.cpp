@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "bridge/redis_client.hpp"
+#include "bridge/redis_history.hpp"
 #include "windlass/log.hpp"
 
 namespace windlass::redis {
@@ -25,8 +26,14 @@ namespace {
 // The sender is a random number drawn when the bridge is made, not the node
 // id: two processes given the same node id by mistake must still hear each
 // other (their connection ids then collide, which install() warns about).
+// A message of a topic that keeps its history in Redis (redis_history.hpp)
+// is put together by the append script, which alone knows its offset:
+//   "wl1" sender except kind(1: 'h' or 'H') flags(1) id-length(1) id payload
+// with flag 1: already delivered on the sending node (it was published
+// there while Redis was away), so its echo is dropped there.
 constexpr std::string_view kMagic = "wl1";
 constexpr size_t kHeader = 3 + 8 + 8 + 1;
+constexpr char kDeliveredAtOrigin = 1;
 
 void put_be(std::string& out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xff);
@@ -45,6 +52,17 @@ std::string envelope(uint64_t sender, uint64_t except, MessageKind kind, std::st
   put_be(out, except, 8);
   out += kind == MessageKind::binary ? 'b' : 't';
   out += payload;
+  return out;
+}
+
+// The head of a history message: what the append script puts before the id.
+std::string history_head(uint64_t sender, uint64_t except, MessageKind kind, char flags) {
+  std::string out;
+  out += kMagic;
+  put_be(out, sender, 8);
+  put_be(out, except, 8);
+  out += kind == MessageKind::binary ? 'H' : 'h';
+  out += flags;
   return out;
 }
 
@@ -185,8 +203,22 @@ struct RedisBridge::Impl {
   std::unique_ptr<Client> client;  // on `loop`
 
   // Publishes made before the bridge's loop runs, or while Redis is away.
+  // A plain one is PUBLISHed as it is; one of a topic whose history Redis
+  // keeps goes through the append script.
+  struct Outgoing {
+    std::string channel;
+    std::string env;  // the envelope; the head only, for a history message
+    // A history message:
+    std::string key;  // its stream (empty: a plain publish)
+    std::string payload;
+    MessageKind kind = MessageKind::text;
+    const HistoryOptions* history = nullptr;
+    uint64_t except = 0;
+    bool delivered = false;  // here already
+    size_t bytes() const noexcept { return env.size() + payload.size(); }
+  };
   std::mutex mu;
-  std::deque<std::pair<std::string, std::string>> outbox;  // channel, envelope
+  std::deque<Outgoing> outbox;
   size_t outbox_bytes = 0;
   int64_t last_drop_log_ms = 0;
   std::map<std::string, PatternHandler> patterns;  // asked before the loop runs
@@ -195,6 +227,8 @@ struct RedisBridge::Impl {
   std::atomic<int64_t> split_since{0};
   std::atomic<uint64_t> published{0}, received{0}, own_echoes{0}, dropped{0}, reconnects{0}, malformed{0};
   std::atomic<uint64_t> subscriptions{0};
+  std::atomic<uint64_t> history_errors{0};
+  std::atomic<int64_t> last_history_log_ms{0};
   bool was_connected = false;  // loop thread
 
   Impl(App& a, RedisOptions o) : app(a), options(std::move(o)), client_options(parse_options(options)) {}
@@ -202,11 +236,11 @@ struct RedisBridge::Impl {
   std::string channel_of(std::string_view topic) const { return options.prefix + std::string(topic); }
 
   // Any thread: into the outbox, and a nudge to the bridge's loop.
-  void enqueue(std::string channel, std::string env) {
+  void enqueue(Outgoing out) {
     bool first = false;
     {
       std::lock_guard lock(mu);
-      if (outbox.size() >= options.outbox_messages || outbox_bytes + env.size() > options.outbox_bytes) {
+      if (outbox.size() >= options.outbox_messages || outbox_bytes + out.bytes() > options.outbox_bytes) {
         dropped.fetch_add(1, std::memory_order_relaxed);
         const int64_t now = unix_ms();
         if (now - last_drop_log_ms >= 1000) {
@@ -217,8 +251,8 @@ struct RedisBridge::Impl {
         return;
       }
       first = outbox.empty();
-      outbox_bytes += env.size();
-      outbox.emplace_back(std::move(channel), std::move(env));
+      outbox_bytes += out.bytes();
+      outbox.push_back(std::move(out));
     }
     if (Loop* l = loop.load(); first && l != nullptr) l->post([this] { drain(); });
   }
@@ -226,16 +260,102 @@ struct RedisBridge::Impl {
   // The bridge's loop: sends what waits, if Redis is there to take it.
   void drain() {
     if (!client || !client->up()) return;
-    std::deque<std::pair<std::string, std::string>> batch;
+    std::deque<Outgoing> batch;
     {
       std::lock_guard lock(mu);
       batch.swap(outbox);
       outbox_bytes = 0;
     }
-    for (auto& [channel, env] : batch) {
-      client->publish(channel, env);
+    for (Outgoing& out : batch) {
+      if (out.key.empty()) {
+        client->publish(out.channel, out.env);
+      } else {
+        append(std::move(out), false);
+      }
       published.fetch_add(1, std::memory_order_relaxed);
     }
+  }
+
+  // The bridge's loop: a history message through the append script (which
+  // publishes it). If Redis does not take it, this node's subscribers get
+  // it anyway, without an offset, as while Redis is away.
+  void append(Outgoing out, bool eval) {
+    const LuaScript& script = append_script();
+    auto args = script.call({out.key, out.channel},
+                            append_args(out.env, out.payload, out.kind == MessageKind::binary, *out.history,
+                                        client_options.cluster),
+                            eval);
+    const std::string key = out.key;
+    client->command(key, std::move(args),
+                    [this, out = std::move(out), eval](const redisReply* r, std::string_view error) mutable {
+                      if (r != nullptr && reply_is_error(*r)) {
+                        const std::string_view e = reply_string(*r);
+                        if (!eval && e.starts_with("NOSCRIPT") && client) return append(std::move(out), true);
+                        history_failed("append", e);
+                      } else if (r == nullptr) {
+                        history_failed("append", error);
+                      } else {
+                        return;
+                      }
+                      if (out.delivered) return;
+                      self->inner().publish(out.channel.substr(options.prefix.size()),
+                                            Message{out.kind, out.payload},
+                                            PublishOptions{.except = out.except, .origin = kRedisOrigin});
+                    });
+  }
+
+  void history_failed(std::string_view what, std::string_view why) {
+    history_errors.fetch_add(1, std::memory_order_relaxed);
+    const int64_t now = unix_ms();
+    if (now - last_history_log_ms >= 1000) {
+      last_history_log_ms = now;
+      windlass::log(LogLevel::warn, "redis: history " + std::string(what) + " failed: " + std::string(why));
+    }
+  }
+
+  // The bridge's loop: the history of `topic` after `since`, read once
+  // this node is subscribed to it (so nothing falls between the read and
+  // the live messages).
+  void read_history(std::string topic, std::optional<StreamOffset> since, const HistoryOptions& h,
+                    std::function<void(HistoryRead)> done) {
+    const std::string channel = channel_of(topic);
+    const std::string key = history_key(channel);
+    if (!client || !client->up() || key.empty()) {
+      if (key.empty()) history_failed("read", "channel \"" + channel + "\" cannot keep one (its '{' '}')");
+      return done(HistoryRead{});
+    }
+    client->when_subscribed(channel, [this, key, since, &h, done = std::move(done)](bool ok) mutable {
+      if (!ok || !client) {
+        if (!ok) history_failed("read", "the subscription was not confirmed in time");
+        return done(HistoryRead{});
+      }
+      run_read(key, since, h, std::move(done), false);
+    });
+  }
+
+  void run_read(const std::string& key, const std::optional<StreamOffset>& since, const HistoryOptions& h,
+                std::function<void(HistoryRead)> done, bool eval) {
+    const LuaScript& script = read_script();
+    client->command(key, script.call({key}, read_args(since, h), eval),
+                    [this, key, since, &h, eval, done = std::move(done)](const redisReply* r,
+                                                                          std::string_view error) mutable {
+                      if (r == nullptr) {
+                        history_failed("read", error);
+                        return done(HistoryRead{});
+                      }
+                      if (reply_is_error(*r)) {
+                        const std::string_view e = reply_string(*r);
+                        if (!eval && e.starts_with("NOSCRIPT") && client) {
+                          return run_read(key, since, h, std::move(done), true);
+                        }
+                        history_failed("read", e);
+                        return done(HistoryRead{});
+                      }
+                      std::string why;
+                      HistoryRead read = parse_read_reply(*r, why);
+                      if (!why.empty()) history_failed("read", why);
+                      done(std::move(read));
+                    });
   }
 
   void on_message(std::string_view channel, std::string_view payload) {
@@ -244,14 +364,36 @@ struct RedisBridge::Impl {
       malformed.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    if (get_be(payload, 3, 8) == sender) {
+    const bool own = get_be(payload, 3, 8) == sender;
+    const uint64_t except = get_be(payload, 11, 8);
+    const char kind_byte = payload[19];
+    std::string_view topic = channel.substr(options.prefix.size());
+    if (kind_byte == 'h' || kind_byte == 'H') {
+      // A history message: every node delivers it from here, the sending
+      // one too (unless it did already), with its offset.
+      if (payload.size() < kHeader + 2 || payload.size() < kHeader + 2 + static_cast<uint8_t>(payload[21])) {
+        malformed.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      if (own && (payload[20] & kDeliveredAtOrigin) != 0) {
+        own_echoes.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      const size_t id_len = static_cast<uint8_t>(payload[21]);
+      const std::string_view id = payload.substr(kHeader + 2, id_len);
+      received.fetch_add(1, std::memory_order_relaxed);
+      self->inner().publish(topic,
+                            Message{kind_byte == 'H' ? MessageKind::binary : MessageKind::text,
+                                    payload.substr(kHeader + 2 + id_len)},
+                            PublishOptions{.except = except, .origin = kRedisOrigin, .offset = id});
+      return;
+    }
+    if (own) {
       own_echoes.fetch_add(1, std::memory_order_relaxed);  // delivered here when it was published
       return;
     }
-    const uint64_t except = get_be(payload, 11, 8);
-    const MessageKind kind = payload[19] == 'b' ? MessageKind::binary : MessageKind::text;
+    const MessageKind kind = kind_byte == 'b' ? MessageKind::binary : MessageKind::text;
     received.fetch_add(1, std::memory_order_relaxed);
-    std::string_view topic = channel.substr(options.prefix.size());
     self->inner().publish(topic, Message{kind, payload.substr(kHeader)},
                           PublishOptions{.except = except, .origin = kRedisOrigin});
   }
@@ -317,6 +459,8 @@ std::shared_ptr<RedisBridge> RedisBridge::install(App& app, RedisOptions options
   }
   app.set_broker(bridge);
   app.local_broker()->add_observer(bridge.get());
+  // The topics that keep a history keep it in Redis, shared by the nodes.
+  app.local_broker()->set_history_source(bridge.get());
   std::weak_ptr<RedisBridge> weak = bridge;
   app.on_loop_start([weak](Loop& loop) {
     if (loop.index() != 0) return;
@@ -339,11 +483,46 @@ RedisBridge::~RedisBridge() {
 }
 
 void RedisBridge::publish(std::string_view topic, const Message& message, const PublishOptions& options) {
-  inner().publish(topic, message, options);  // this node's subscribers, at once
   // What came from elsewhere (another node, or an input every node
   // consumes itself) is not carried again.
-  if (options.origin != 0) return;
-  impl_->enqueue(impl_->channel_of(topic), envelope(impl_->sender, options.except, message.kind, message.data));
+  const HistoryOptions* history = options.origin == 0 ? inner().history_of(topic) : nullptr;
+  std::string channel = impl_->channel_of(topic);
+  std::string key = history != nullptr ? history_key(channel) : std::string();
+  if (key.empty()) {
+    inner().publish(topic, message, options);  // this node's subscribers, at once
+    if (options.origin != 0) return;
+    Impl::Outgoing out;
+    out.channel = std::move(channel);
+    out.env = envelope(impl_->sender, options.except, message.kind, message.data);
+    impl_->enqueue(std::move(out));
+    return;
+  }
+  // A topic whose history Redis keeps: the offset comes from Redis, so
+  // every node (this one too) delivers it when it comes back from there,
+  // in the history's order. While Redis is away, this node's subscribers
+  // get it at once without an offset, and the others when it is back.
+  const bool delivered = !impl_->connected.load(std::memory_order_relaxed);
+  if (delivered) inner().publish(topic, message, PublishOptions{.except = options.except});
+  impl_->enqueue(Impl::Outgoing{
+      .channel = std::move(channel),
+      .env = history_head(impl_->sender, options.except, message.kind, delivered ? kDeliveredAtOrigin : '\0'),
+      .key = std::move(key),
+      .payload = std::string(message.data),
+      .kind = message.kind,
+      .history = history,
+      .except = options.except,
+      .delivered = delivered});
+}
+
+void RedisBridge::read_history(std::string topic, std::optional<StreamOffset> since, const HistoryOptions& options,
+                               std::function<void(HistoryRead)> done) {
+  Loop* l = impl_->loop.load();
+  if (l == nullptr) return done(HistoryRead{});
+  // Posted even from the bridge's loop: the subscription this read waits
+  // for was posted there first, by on_topic_occupied.
+  l->post([impl = impl_.get(), topic = std::move(topic), since, &options, done = std::move(done)]() mutable {
+    impl->read_history(std::move(topic), since, options, std::move(done));
+  });
 }
 
 void RedisBridge::on_topic_occupied(std::string_view topic) {
@@ -366,6 +545,7 @@ BridgeStats RedisBridge::stats() const {
   s.reconnects = impl_->reconnects.load();
   s.subscriptions = impl_->subscriptions.load();
   s.malformed = impl_->malformed.load();
+  s.history_errors = impl_->history_errors.load();
   {
     std::lock_guard lock(impl_->mu);
     s.outbox = impl_->outbox.size();

@@ -111,10 +111,12 @@ Link& Client::sub_link(Node& n) {
       if (up) {
         // A new connection has no subscriptions: ask again for what it should carry.
         np->subscribed.clear();
+        np->confirmed.clear();
         if (np == pattern_node_) patterns_on_.clear();
         reconcile();
       } else {
         np->subscribed.clear();
+        np->confirmed.clear();
         if (np == pattern_node_) patterns_on_.clear();
       }
       update_state(why);
@@ -161,6 +163,9 @@ void Client::stop() {
     if (n->sub) n->sub->stop();
   }
   up_ = false;
+  auto waiting = std::move(waiters_);
+  waiters_.clear();
+  for (auto& [id, w] : waiting) w.done(false);
 }
 
 std::vector<Endpoint> Client::masters() const {
@@ -240,7 +245,7 @@ void Client::reconcile() {
       if (!wanted_.contains(c) || owner(c) != n.get()) drop.push_back(c);
     }
     for (const std::string& c : drop) {
-      n->subscribed.erase(c);
+      forget(*n, c);
       if (n->sub && n->sub->up()) {
         n->sub->subscription_command(options_.cluster ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", c, {});
       }
@@ -273,13 +278,49 @@ void Client::reconcile(const std::string& channel) {
   l.subscription_command(options_.cluster ? "SSUBSCRIBE" : "SUBSCRIBE", channel,
                          [this, n, channel](const redisReply* r, std::string_view error) {
                            if (r == nullptr || !error.empty() || reply_is_error(*r)) {
-                             n->subscribed.erase(channel);
+                             forget(*n, channel);
                              if (r != nullptr && reply_is_error(*r)) {
                                // MOVED during a resharding: the map is refreshed and this tried again.
                                refresh_slots();
                              }
+                             return;
+                           }
+                           if (n->subscribed.contains(channel)) {
+                             n->confirmed.insert(channel);
+                             confirmed(channel);
                            }
                          });
+}
+
+void Client::confirmed(const std::string& channel) {
+  std::vector<std::function<void(bool)>> ready;
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    if (it->second.channel == channel) {
+      ready.push_back(std::move(it->second.done));
+      it = waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& done : ready) done(true);
+}
+
+void Client::when_subscribed(const std::string& channel, std::function<void(bool)> done) {
+  Node* n = owner(channel);
+  if (n != nullptr && n->confirmed.contains(channel)) {
+    done(true);
+    return;
+  }
+  const uint64_t id = next_waiter_++;
+  waiters_.emplace(id, Waiter{channel, std::move(done)});
+  loop_.add_timer(options_.reply_timeout, [this, alive = alive_, id] {
+    if (!*alive) return;
+    auto it = waiters_.find(id);
+    if (it == waiters_.end()) return;
+    auto late = std::move(it->second.done);
+    waiters_.erase(it);
+    late(false);
+  });
 }
 
 void Client::on_push(Node& n, const redisReply& r) {
@@ -293,7 +334,7 @@ void Client::on_push(Node& n, const redisReply& r) {
     // Redis ends a shard subscription by itself when the channel's slot
     // moves: find where it went and subscribe there.
     const std::string channel(reply_string(*r.element[1]));
-    n.subscribed.erase(channel);
+    forget(n, channel);
     refresh_slots();
   }
 }
@@ -306,7 +347,9 @@ void Client::subscribe(const std::string& channel) {
 void Client::unsubscribe(const std::string& channel) {
   if (wanted_.erase(channel) == 0) return;
   for (auto& [k, n] : nodes_) {
-    if (n->subscribed.erase(channel) != 0 && n->sub && n->sub->up()) {
+    const bool was = n->subscribed.contains(channel);
+    forget(*n, channel);
+    if (was && n->sub && n->sub->up()) {
       n->sub->subscription_command(options_.cluster ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", channel, {});
     }
   }

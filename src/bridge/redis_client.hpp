@@ -62,6 +62,10 @@ class Client {
   void subscribe(const std::string& channel);
   void unsubscribe(const std::string& channel);
   void psubscribe(const std::string& pattern);
+  // `done(true)` once `channel` is subscribed and Redis confirmed it (at
+  // once if it is): from then on, whatever is published on it reaches this
+  // client. `done(false)` if that takes longer than reply_timeout.
+  void when_subscribed(const std::string& channel, std::function<void(bool)> done);
   // PUBLISH (standalone) or SPUBLISH to the channel's shard (Cluster).
   void publish(const std::string& channel, std::string_view payload, Link::Callback cb = {});
 
@@ -78,7 +82,14 @@ class Client {
     std::unique_ptr<Link> cmd;
     std::unique_ptr<Link> sub;  // made when it has subscriptions
     std::set<std::string> subscribed;  // confirmed or asked on `sub`
+    std::set<std::string> confirmed;   // confirmed on `sub`
   };
+  // `channel` is no longer subscribed on `n`.
+  static void forget(Node& n, const std::string& channel) {
+    n.subscribed.erase(channel);
+    n.confirmed.erase(channel);
+  }
+  void confirmed(const std::string& channel);
 
   Node& node_for(const Endpoint& e);
   Node* owner(std::string_view key);
@@ -108,6 +119,12 @@ class Client {
   bool started_ = false;
   Loop::TimerId refresh_timer_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  struct Waiter {
+    std::string channel;
+    std::function<void(bool)> done;
+  };
+  std::map<uint64_t, Waiter> waiters_;
+  uint64_t next_waiter_ = 1;
 };
 
 }  // namespace windlass::redis
