@@ -39,6 +39,17 @@ struct WebhookTarget {
   std::vector<std::string> events;
 };
 
+// Channels of an app that keep their last events, so that a client that
+// was away (a dropped connection, another node) gets what it missed
+// (docs/history.md). Public, private- and private-encrypted- channels;
+// presence- and cache- channels keep none (their state is replayed their
+// own way). With a Redis bridge the history is in Redis, shared by the nodes.
+struct HistoryConfig {
+  std::string channel_prefix;  // channels whose names start with it ("" : all)
+  size_t messages = 100;
+  std::chrono::milliseconds max_age{std::chrono::minutes(5)};
+};
+
 struct AppConfig {
   std::string id;      // 1-64 of [-a-zA-Z0-9_.]
   std::string key;     // what clients connect with
@@ -55,6 +66,7 @@ struct AppConfig {
   uint32_t client_events_per_second = 10;  // per connection; over it: close 4301
   std::vector<std::string> allowed_origins;  // empty: any
   std::vector<WebhookTarget> webhooks;
+  std::vector<HistoryConfig> history;
 };
 
 // Several nodes as one hub: what the hub needs of a Redis (the bridge of

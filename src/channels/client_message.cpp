@@ -164,6 +164,7 @@ class Decoder {
     OptionalString auth;
     OptionalString channel_data;
     OptionalString user_data;
+    OptionalString stream_offset;
     const bool subscribe = out_.kind == ClientEvent::subscribe;
     const bool signin = out_.kind == ClientEvent::signin;
     for (dom::key_value_pair field : obj) {
@@ -176,6 +177,8 @@ class Decoder {
         slot = &channel_data;
       } else if (field.key == "user_data" && signin) {
         slot = &user_data;
+      } else if (field.key == "stream_offset" && subscribe) {
+        slot = &stream_offset;
       }
       if (slot == nullptr) continue;
       if (slot->present) return ClientMessageError::duplicate_key;
@@ -201,6 +204,14 @@ class Decoder {
     }
     if (auto e = set_channel(name); e != E::none) return e;
     if (!subscribe) return E::none;
+    if (stream_offset.present) {
+      // An offset is two numbers and a dash: 64 bytes is more than enough.
+      if (auto e = read_string(stream_offset, 64, E::none, E::stream_offset_invalid, E::stream_offset_invalid,
+                               out_.stream_offset);
+          e != E::none) {
+        return e;
+      }
+    }
     // Public channels send "auth":"" or leave it out: both are an empty auth.
     if (auth.present) {
       if (auto e =
@@ -276,6 +287,7 @@ const char* describe(ClientMessageError e) noexcept {
     case ClientMessageError::missing_user_data: return "user_data is missing";
     case ClientMessageError::user_data_not_string: return "user_data is not a string";
     case ClientMessageError::user_data_too_long: return "user_data is too long";
+    case ClientMessageError::stream_offset_invalid: return "stream_offset is not a string of at most 64 bytes";
   }
   return "invalid message";
 }

@@ -84,6 +84,9 @@ struct ClientMessage {
   std::string_view auth;          // subscribe (empty for public channels), signin
   std::string_view channel_data;  // subscribe: presence channel_data, unescaped, exactly as signed
   bool has_channel_data = false;
+  // subscribe: the last stream_offset the client saw on the channel (a
+  // channel with history: what it missed since then comes first); empty: none.
+  std::string_view stream_offset;
   std::string_view user_data;  // signin: unescaped, exactly as signed
 };
 
@@ -116,6 +119,7 @@ enum class ClientMessageError : uint8_t {
   missing_user_data,
   user_data_not_string,
   user_data_too_long,
+  stream_offset_invalid,  // not a string, or over 64 bytes (its form is the broker's to judge)
 };
 
 // How the hub answers a refused message: a pusher:error event with `code`

@@ -440,6 +440,21 @@ void PusherEndpoint::subscribe(Connection& conn, PusherConn& st, const ClientMes
     added = join == PresenceRegistry::Join::added;
     sub.presence_user = member.user_id;
   }
+  if (m.channel_info.type != ChannelType::presence && !m.channel_info.cache &&
+      hub_.app.broker().history_of(topic) != nullptr) {
+    // A channel with history: subscription_succeeded says where the
+    // client is (stream_offset) and whether what it missed since the
+    // offset it gave follows (recovery), before any event of the channel.
+    auto answer = [conn, channel = std::string(m.channel)](const Recovery& r) {
+      std::string out;
+      append_subscription_succeeded(out, channel, r.position, describe(r.outcome));
+      Connection c = conn;
+      c.send(out);
+    };
+    if (!hub_.app.broker().subscribe_from(conn, topic, m.stream_offset, std::move(answer))) return;
+    st.subscriptions.push_back(std::move(sub));
+    return;
+  }
   if (!conn.subscribe(topic)) {
     if (!sub.presence_user.empty()) hub_.presence.leave(topic, sub.presence_user);
     return;
@@ -849,6 +864,31 @@ Hub::Hub(App& app, std::vector<AppConfig> apps, HubOptions options)
     }
   });
   app.broker().add_observer(&impl);
+  // Channels with history (before app.run(), as keep_history wants). Every
+  // event of them carries its offset as "stream_offset" beside "event".
+  for (const auto& a : impl.apps) {
+    if (a->config.history.empty()) continue;
+    for (const HistoryConfig& h : a->config.history) {
+      HistoryOptions o;
+      o.max_messages = h.messages;
+      o.max_age = h.max_age;
+      o.stamp = [](std::string_view event, std::string_view offset) {
+        std::string out(event);
+        if (!offset.empty() && out.ends_with('}')) {
+          out.insert(out.size() - 1, ",\"stream_offset\":\"" + std::string(offset) + "\"");
+        }
+        return out;
+      };
+      app.broker().keep_history(a->topic(h.channel_prefix), std::move(o));
+    }
+    // Presence and cache channels replay their state their own way: a
+    // longer prefix with no history wins over the ones above.
+    HistoryOptions none;
+    none.max_messages = 0;
+    for (std::string_view p : {"presence-", "cache-", "private-cache-", "private-encrypted-cache-"}) {
+      app.broker().keep_history(a->topic(p), none);
+    }
+  }
 }
 
 Hub::~Hub() = default;

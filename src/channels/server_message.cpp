@@ -82,6 +82,23 @@ void append_subscription_succeeded(std::string& out, std::string_view channel) {
   out.append(",\"data\":\"{}\"}");
 }
 
+void append_subscription_succeeded(std::string& out, std::string_view channel, std::string_view stream_offset,
+                                   std::string_view recovery) {
+  // Both are ASCII without quotes or backslashes: an offset is digits and
+  // a dash, the outcome a fixed word.
+  out.append("{\"event\":\"pusher_internal:subscription_succeeded\"");
+  append_channel(out, channel);
+  out.append(",\"data\":\"{");
+  if (!stream_offset.empty()) {
+    out.append("\\\"stream_offset\\\":\\\"");
+    out.append(stream_offset);
+    out.append("\\\",");
+  }
+  out.append("\\\"recovery\\\":\\\"");
+  out.append(recovery);
+  out.append("\\\"}\"}");
+}
+
 void append_presence_subscription_succeeded(std::string& out, std::string_view channel,
                                             std::span<const PresenceMemberView> members) {
   out.append("{\"event\":\"pusher_internal:subscription_succeeded\"");

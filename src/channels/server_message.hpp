@@ -35,6 +35,12 @@ void append_ping(std::string& out);
 void append_pong(std::string& out);
 
 void append_subscription_succeeded(std::string& out, std::string_view channel);
+// The same for a channel that keeps a history: data says where the
+// subscription starts ("stream_offset", empty: unknown) and how the
+// recovery from the client's offset went ("recovery": fresh, recovered,
+// too_old, invalid_offset, unavailable).
+void append_subscription_succeeded(std::string& out, std::string_view channel, std::string_view stream_offset,
+                                   std::string_view recovery);
 
 // One member of a presence channel: the user_id (a string) and user_info
 // as raw JSON text (empty for none: encoded as null).

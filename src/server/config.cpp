@@ -567,7 +567,7 @@ channels::AppConfig read_app(Section& s, const fs::path& base_dir) {
   s.check_keys({"id", "key", "secret", "secret_env", "secret_file", "enabled", "client_events",
                 "user_authentication", "max_connections", "max_presence_members", "max_user_info_size",
                 "max_event_size", "max_channels_per_event", "max_batch_events", "client_events_per_second",
-                "allowed_origins", "webhook"});
+                "allowed_origins", "webhook", "history"});
   s.string("id", a.id);
   if (a.id.empty()) s.fail_here("missing 'id'");
   s.string("key", a.key);
@@ -608,6 +608,29 @@ channels::AppConfig read_app(Section& s, const fs::path& base_dir) {
         }
       }
       a.webhooks.push_back(std::move(t));
+    }
+  }
+  if (const toml::node* n = s.find("history")) {
+    const toml::array* arr = n->as_array();
+    if (arr == nullptr || !arr->is_array_of_tables()) {
+      s.fail(*n, "history", "expected an array of tables (write [[app.history]] after its [[app]])");
+    }
+    size_t i = 0;
+    for (const toml::node& item : *arr) {
+      Section h(*item.as_table(), s.prefix() + "history[" + std::to_string(i++) + "].", s.file());
+      channels::HistoryConfig c;
+      h.check_keys({"channels", "messages", "max_age"});
+      h.string("channels", c.channel_prefix);
+      if (c.channel_prefix.starts_with("presence-") || c.channel_prefix.starts_with("private-cache-") ||
+          c.channel_prefix.starts_with("cache-") || c.channel_prefix.starts_with("presence-cache-") ||
+          c.channel_prefix.starts_with("private-encrypted-cache-")) {
+        h.fail(*item.as_table()->get("channels"), "channels",
+               "presence- and cache- channels keep no history (they replay their state their own way)");
+      }
+      h.integer("messages", c.messages, 1, 100'000);
+      h.duration("max_age", c.max_age, std::chrono::milliseconds(1000), 7 * 24 * kHour);
+      h.finish();
+      a.history.push_back(std::move(c));
     }
   }
   s.finish();

@@ -127,14 +127,18 @@ class Client:
     that matches, `count()` counts them. With `reconnect`, a lost
     connection is opened again (at once, then after 0.1, 0.2, 0.4... s, at
     most 1 s apart, as pusher-js does) and every channel subscribed again;
-    `connections` counts the connections made."""
+    `connections` counts the connections made. With `recover` too, each
+    subscription is made again from the last stream_offset seen on the
+    channel (windlass's history: docs/history.md); `offsets` holds them."""
 
-    def __init__(self, port, name, key=APP_KEY, secret=APP_SECRET, reconnect=False):
+    def __init__(self, port, name, key=APP_KEY, secret=APP_SECRET, reconnect=False, recover=False):
         self.port = port
         self.name = name
         self.key = key
         self.secret = secret
         self.reconnect = reconnect
+        self.recover = recover
+        self.offsets = {}            # channel -> the last stream_offset seen
         self.messages = []
         self.socket_id = None
         self.connections = 0
@@ -196,6 +200,13 @@ class Client:
                 pass
         m["_at"] = time.monotonic()
         m["_conn"] = self.connections
+        channel = m.get("channel")
+        offset = m.get("stream_offset")
+        if offset is None and m.get("event") == "pusher_internal:subscription_succeeded" and \
+                isinstance(m.get("data"), dict):
+            offset = m["data"].get("stream_offset")
+        if channel and offset:
+            self.offsets[channel] = offset
         self.messages.append(m)
         if m.get("event") == "pusher:ping":
             asyncio.ensure_future(self.send({"event": "pusher:pong", "data": {}}))
@@ -206,6 +217,8 @@ class Client:
 
     async def _send_subscribe(self, channel, member):
         data = {"channel": channel}
+        if self.recover and channel in self.offsets:
+            data["stream_offset"] = self.offsets[channel]
         if channel.startswith("presence-"):
             user_id, user_info = member
             channel_data = json.dumps({"user_id": user_id, "user_info": user_info})

@@ -30,6 +30,7 @@ struct Owned {
   std::string channel_data;
   bool has_channel_data = false;
   std::string user_data;
+  std::string stream_offset;
   bool operator==(const Owned&) const = default;
 };
 
@@ -49,6 +50,7 @@ Owned own(ClientMessageError e, const ClientMessageParser& p, const ClientMessag
   o.channel_data = m.channel_data;
   o.has_channel_data = m.has_channel_data;
   o.user_data = m.user_data;
+  o.stream_offset = m.stream_offset;
   return o;
 }
 
@@ -326,6 +328,23 @@ TEST(PusherClientMessage, limits_auth_channel_data_and_user_data) {
             ClientMessageError::auth_too_long);
 }
 
+TEST(PusherClientMessage, takes_a_stream_offset_on_subscribe_only) {
+  Harness h;
+  Owned m = h.parse(R"({"event":"pusher:subscribe","data":{"channel":"a","stream_offset":"1700000000000-3"}})");
+  ASSERT_EQ(m.error, ClientMessageError::none);
+  EXPECT_EQ(m.stream_offset, "1700000000000-3");
+  m = h.parse(R"({"event":"pusher:subscribe","data":{"channel":"a"}})");
+  ASSERT_EQ(m.error, ClientMessageError::none);
+  EXPECT_TRUE(m.stream_offset.empty());
+  EXPECT_EQ(h.error(R"({"event":"pusher:subscribe","data":{"channel":"a","stream_offset":17}})"),
+            ClientMessageError::stream_offset_invalid);
+  EXPECT_EQ(h.error(R"({"event":"pusher:subscribe","data":{"channel":"a","stream_offset":")" + std::string(65, '1') +
+                    R"("}})"),
+            ClientMessageError::stream_offset_invalid);
+  EXPECT_EQ(h.error(R"({"event":"pusher:subscribe","data":{"channel":"a","stream_offset":"1-0","stream_offset":"2-0"}})"),
+            ClientMessageError::duplicate_key);
+}
+
 TEST(PusherClientMessage, limits_nesting_depth) {
   ClientMessageLimits limits;
   limits.max_depth = 8;
@@ -568,7 +587,7 @@ TEST(PusherClientMessage, refuses_a_subscribe_without_data_or_channel) {
 // --- The error table --------------------------------------------------------------
 
 TEST(PusherClientMessage, maps_every_error_to_a_reply_and_a_short_ascii_reason) {
-  for (int i = 0; i <= static_cast<int>(ClientMessageError::user_data_too_long); ++i) {
+  for (int i = 0; i <= static_cast<int>(ClientMessageError::stream_offset_invalid); ++i) {
     const auto e = static_cast<ClientMessageError>(i);
     const std::string reason = describe(e);
     EXPECT_FALSE(reason.empty()) << i;
