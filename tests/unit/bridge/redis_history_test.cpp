@@ -235,4 +235,36 @@ TEST(RedisHistory, while_redis_is_away_local_subscribers_still_get_messages_with
   EXPECT_TRUE(windlass::StreamOffset::parse(offset)) << offset;
 }
 
+TEST(RedisHistory, in_a_redis_cluster_the_stream_and_the_shard_channel_share_a_slot) {
+  REQUIRE_REDIS();
+  std::unique_ptr<windlass::test::RedisCluster> cluster;
+  try {
+    cluster = std::make_unique<windlass::test::RedisCluster>();
+  } catch (const std::exception& e) {
+    GTEST_SKIP() << "no Redis Cluster here: " << e.what();
+  }
+  Node a(1, cluster->url(), 100), b(2, cluster->url(), 100);
+  ASSERT_TRUE(a.wait_connected(10s) && b.wait_connected(10s));
+  TestClient ca(a.runner->port);
+  ca.handshake("/");
+  ASSERT_EQ(subscribe(ca, "").outcome, "fresh");
+  std::string last;
+  for (int i = 0; i < 5; ++i) {
+    b.publish("c" + std::to_string(i));
+    const auto [offset, payload] = split(next(ca));
+    ASSERT_EQ(payload, "c" + std::to_string(i));
+    last = offset;
+  }
+  ca.send_close(1000);
+  ca.read_frame();
+  for (int i = 5; i < 10; ++i) a.publish("c" + std::to_string(i));
+  TestClient cb(b.runner->port);
+  cb.handshake("/");
+  const Rec r = subscribe(cb, last);
+  EXPECT_EQ(r.outcome, "recovered");
+  EXPECT_EQ(r.missed, 5u);
+  for (int i = 5; i < 10; ++i) EXPECT_EQ(split(next(cb)).second, "c" + std::to_string(i));
+  EXPECT_EQ(a.bridge->stats().history_errors + b.bridge->stats().history_errors, 0u);
+}
+
 }  // namespace
