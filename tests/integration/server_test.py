@@ -209,6 +209,20 @@ class CommandLineTest(unittest.TestCase):
         self.check_bad('[[route]]\npath = "/m"\ncomponent = "echo"\n[metrics]\npath = "/m"\n',
                        r'FILE:1: route\[0\]\.path "/m": is metrics\.path')
 
+    def test_bad_app_history_is_an_error(self):
+        app = '[[app]]\nid = "a"\nkey = "k"\nsecret = "s"\n'
+        self.check_bad(app + '[[app.history]]\nchannels = "presence-room"\n',
+                       r"FILE:6:12: app\[0\]\.history\[0\]\.channels: presence- and cache- channels keep no history")
+        self.check_bad(app + '[[app.history]]\nchannels = "chat-"\nmessages = 0\n',
+                       r"FILE:7:12: app\[0\]\.history\[0\]\.messages: 0 is out of range")
+        self.check_bad(app + '[[app.history]]\nchannel = "chat-"\n',
+                       r"FILE:6:1: app\[0\]\.history\[0\]\.channel: unknown key \(did you mean 'channels'\?\)$")
+        self.check_bad(app + '[app.history]\nchannels = "chat-"\n', r"FILE:5:1: app\[0\]\.history: expected an array of tables")
+        good = wt.write_file(wt.temp_dir(), "good.toml",
+                             app + '[[app.history]]\nchannels = "chat-"\nmessages = 50\nmax_age = "1m"\n')
+        r = run_cli("--config", good, "--check-config")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_toml_syntax_error_has_its_line(self):
         self.check_bad("[server]\nport = = 1\n", r"FILE:2:8: ")
 
