@@ -66,17 +66,19 @@ function tomlTable(header, obj) {
 }
 
 // The TOML of a windlass-server with the hub: `apps` are [[app]] tables
-// (a `webhooks` member becomes its [[app.webhook]]s), `channels` the
-// [channels] table, `routes` extra [[route]]s.
+// (a `webhooks` member becomes its [[app.webhook]]s, a `history` member
+// its [[app.history]]s), `channels` the [channels] table, `routes` extra
+// [[route]]s.
 export function hubConfig({ server = {}, channels = {}, apps = [DEMO], routes = [], log = {} } = {}) {
   const parts = [
     tomlTable('[server]', { host: HOST, port: 0, threads: 2, drain_delay: 0, shutdown_timeout: '5s', ...server }),
     tomlTable('[log]', { level: 'info', ...log }),
     tomlTable('[channels]', channels),
   ];
-  for (const { webhooks = [], ...app } of apps) {
+  for (const { webhooks = [], history = [], ...app } of apps) {
     parts.push(tomlTable('[[app]]', app));
     for (const w of webhooks) parts.push(tomlTable('[[app.webhook]]', w));
+    for (const h of history) parts.push(tomlTable('[[app.history]]', h));
   }
   for (const r of routes) parts.push(tomlTable('[[route]]', r));
   return `${parts.join('\n\n')}\n`;
