@@ -466,7 +466,8 @@ void ClientLoop::close_all(int timeout_ms) {
       drop(*c, false);  // not open yet: nothing to close politely
     }
   }
-  const uint64_t deadline = monotonic_ns() + static_cast<uint64_t>(timeout_ms) * 1'000'000;
+  close_allowance_ns_ = static_cast<uint64_t>(timeout_ms) * 1'000'000;
+  const uint64_t deadline = monotonic_ns() + close_allowance_ns_;
   while (monotonic_ns() < deadline && count(ClientState::idle) < clients_.size()) poll(10);
   for (auto& c : clients_) {
     if (c->state_ != ClientState::idle) {
@@ -596,8 +597,11 @@ void ClientLoop::drop(Client& c, bool clean) {
 
 void ClientLoop::expire_stuck_clients() {
   for (auto& c : clients_) {
+    // A close waits as long as close_all() allows (a server closing
+    // 10,000 connections may take longer than 10 s); the rest 10 s.
+    const uint64_t after = c->state_ == ClientState::closing ? std::max(kStuckAfterNs, close_allowance_ns_) : kStuckAfterNs;
     const bool waiting = c->fd_ >= 0 && c->state_ != ClientState::open;
-    if (waiting && now_ns_ - c->state_since_ns_ > kStuckAfterNs) {
+    if (waiting && now_ns_ - c->state_since_ns_ > after) {
       fail(*c, stats_.timeouts, "stuck in connect, upgrade or close for 10 s");
     }
   }

@@ -245,6 +245,7 @@ class ClientLoop {
   std::unique_ptr<uint8_t[]> receive_buffer_;
   uint64_t rng_state_;
   uint64_t now_ns_ = 0;
+  uint64_t close_allowance_ns_ = 0;  // how long close_all() lets a close take
   uint64_t last_expiry_check_ns_ = 0;
   Stats stats_;
   std::string abort_reason_;
