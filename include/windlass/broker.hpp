@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -98,6 +99,18 @@ class Broker {
                               RecoveryHandler done) = 0;
   // Before the App runs: a bridge that keeps the history (see HistorySource).
   virtual void set_history_source(HistorySource* source) = 0;
+
+  // Any thread, after a subscribe() to `topic` in this process: `done`
+  // runs once what is published on `topic` anywhere reaches this process's
+  // subscribers — at once for the local broker; for a bridge, once its
+  // subscription upstream is confirmed (false: not within its reply
+  // timeout, or the bridge is cut off). For an application that tells its
+  // client "subscribed" and wants no message published after that to be
+  // missed. `done` may run on any thread, or inside this call.
+  virtual void when_subscribed(std::string_view topic, std::function<void(bool)> done) {
+    (void)topic;
+    done(true);
+  }
 };
 
 // A broker that forwards every call to the one it wraps: the base of a
@@ -126,6 +139,9 @@ class BrokerDecorator : public Broker {
     return inner_->subscribe_from(conn, topic, since, std::move(done));
   }
   void set_history_source(HistorySource* source) override { inner_->set_history_source(source); }
+  void when_subscribed(std::string_view topic, std::function<void(bool)> done) override {
+    inner_->when_subscribed(topic, std::move(done));
+  }
 
   Broker& inner() const noexcept { return *inner_; }
 

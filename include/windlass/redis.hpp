@@ -92,6 +92,8 @@ class RedisBridge final : public BrokerDecorator, public TopicObserver, public H
   // (keep_history()): one Redis Stream per topic, shared by the nodes.
   void read_history(std::string topic, std::optional<StreamOffset> since, const HistoryOptions& options,
                     std::function<void(HistoryRead)> done) override;
+  // Once this node's (S)SUBSCRIBE of the topic's channel is confirmed.
+  void when_subscribed(std::string_view topic, std::function<void(bool)> done) override;
 
   // Any thread.
   BridgeStats stats() const;

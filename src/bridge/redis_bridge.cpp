@@ -525,6 +525,17 @@ void RedisBridge::read_history(std::string topic, std::optional<StreamOffset> si
   });
 }
 
+void RedisBridge::when_subscribed(std::string_view topic, std::function<void(bool)> done) {
+  Loop* l = impl_->loop.load();
+  if (l == nullptr) return done(false);
+  // Posted even from the bridge's loop: the SUBSCRIBE it waits for was
+  // posted there first, by on_topic_occupied.
+  l->post([impl = impl_.get(), channel = impl_->channel_of(topic), done = std::move(done)]() mutable {
+    if (!impl->client || !impl->client->up()) return done(false);
+    impl->client->when_subscribed(channel, std::move(done));
+  });
+}
+
 void RedisBridge::on_topic_occupied(std::string_view topic) {
   // Called under the local broker's lock: the work goes to the bridge's loop.
   if (Loop* l = impl_->loop.load()) l->post([impl = impl_.get(), t = std::string(topic)] { impl->reconcile(t); });

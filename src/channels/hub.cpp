@@ -220,6 +220,8 @@ class PusherEndpoint final : public Component<PusherConn> {
   void leave_presence(Connection& conn, AppState& app, const PusherConn::Subscription& sub);
   void member_removed(AppState& app, const std::string& channel, const std::string& user, uint64_t except);
   void cache_reply(Connection& conn, AppState& app, std::string_view channel, const std::optional<std::string>& last);
+  // The same with the cluster's last event, read from Redis.
+  void cluster_cache_reply(Connection& conn, AppState& app, const std::string& channel);
   void presence_succeeded(Connection& conn, AppState& app, std::string_view channel,
                           const std::vector<std::pair<std::string, std::string>>& members, const PresenceMember* added);
   void cluster_presence(Connection& conn, AppState& app, std::string channel, PresenceMember member, bool added_here);
@@ -466,6 +468,23 @@ void PusherEndpoint::subscribe(Connection& conn, PusherConn& st, const ClientMes
     } else {
       presence_succeeded(conn, app, m.channel, members, added ? &member : nullptr);
     }
+  } else if (clustered) {
+    // Across nodes, subscription_succeeded waits until this node hears the
+    // channel's events from the others (its Redis subscription is
+    // confirmed), so that an event the web app publishes on hearing of it
+    // is not missed. Then the cache channel's last event.
+    hub_.app.broker().when_subscribed(topic, [this, conn, ap = &app, channel = std::string(m.channel),
+                                              cache = m.channel_info.cache](bool) {
+      conn.loop()->post([this, conn, ap, channel, cache] {
+        Connection c = conn;
+        if (!c.is_open() || state(c).find(channel) == nullptr) return;  // gone, or unsubscribed meanwhile
+        std::string out;
+        append_subscription_succeeded(out, channel);
+        c.send(out);
+        if (cache) cluster_cache_reply(c, *ap, channel);
+      });
+    });
+    return;
   } else {
     l.out.clear();
     append_subscription_succeeded(l.out, m.channel);
@@ -473,18 +492,22 @@ void PusherEndpoint::subscribe(Connection& conn, PusherConn& st, const ClientMes
   }
   if (m.channel_info.cache) {
     if (clustered) {
-      hub_.cluster->cache_get(topic, [this, conn, ap = &app, channel = std::string(m.channel)](
-                                         bool ok, std::optional<std::string> last) {
-        conn.loop()->post([this, conn, ap, channel, ok, last = std::move(last)] {
-          Connection c = conn;
-          if (!c.is_open()) return;
-          cache_reply(c, *ap, channel, ok ? last : hub_.cache.get(ap->topic(channel)));
-        });
-      });
+      cluster_cache_reply(conn, app, std::string(m.channel));
     } else {
       cache_reply(conn, app, m.channel, hub_.cache.get(topic));
     }
   }
+}
+
+void PusherEndpoint::cluster_cache_reply(Connection& conn, AppState& app, const std::string& channel) {
+  hub_.cluster->cache_get(app.topic(channel), [this, conn, ap = &app, channel](bool ok,
+                                                                              std::optional<std::string> last) {
+    conn.loop()->post([this, conn, ap, channel, ok, last = std::move(last)] {
+      Connection c = conn;
+      if (!c.is_open()) return;
+      cache_reply(c, *ap, channel, ok ? last : hub_.cache.get(ap->topic(channel)));
+    });
+  });
 }
 
 void PusherEndpoint::cache_reply(Connection& conn, AppState& app, std::string_view channel,

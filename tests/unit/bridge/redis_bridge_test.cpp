@@ -188,6 +188,45 @@ TEST(RedisBridge, local_delivery_goes_on_while_redis_is_away_and_cross_node_come
   EXPECT_GE(a.bridge->stats().reconnects, 1u);
 }
 
+// Polls `pred` every 10 ms for up to `t`.
+template <class Pred>
+bool poll_until(Pred pred, std::chrono::milliseconds t = 3000ms) {
+  const auto until = std::chrono::steady_clock::now() + t;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+TEST(RedisBridge, when_subscribed_waits_for_redis_to_confirm_the_subscription) {
+  REQUIRE_REDIS();
+  windlass::test::RedisServer redis;
+  Waiter w;
+  Node a(1, redis.url(), w);
+  ASSERT_TRUE(a.wait_connected());
+  TestClient a1(a.runner->port);
+  a1.handshake("/");
+  ASSERT_TRUE(w.wait([&] { return a.room->opens == 1; }));
+  // Redis keeps the connection but answers nothing: the SUBSCRIBE waits.
+  redis.freeze(true);
+  a1.send_frame(Op::text, "join:late");
+  ASSERT_TRUE(poll_until([&] { return a.runner->app->broker().subscriber_count("late") == 1; }));
+  std::atomic<int> answer{-1};
+  a.runner->app->broker().when_subscribed("late", [&](bool ok) { answer = ok ? 1 : 0; });
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(answer.load(), -1) << "not before Redis confirmed the subscription";
+  redis.freeze(false);
+  ASSERT_TRUE(poll_until([&] { return answer.load() != -1; }));
+  EXPECT_EQ(answer.load(), 1);
+  EXPECT_NE(redis.cli_output("pubsub channels test:late").find("test:late"), std::string::npos);
+  // Confirmed already: at once.
+  std::atomic<int> again{-1};
+  a.runner->app->broker().when_subscribed("late", [&](bool ok) { again = ok ? 1 : 0; });
+  ASSERT_TRUE(poll_until([&] { return again.load() != -1; }, 1000ms));
+  EXPECT_EQ(again.load(), 1);
+}
+
 TEST(RedisBridge, cluster_spreads_channels_over_the_shards) {
   REQUIRE_REDIS();
   std::unique_ptr<windlass::test::RedisCluster> cluster;

@@ -116,6 +116,10 @@ class RedisServer {
     }
   }
   uint16_t port() const { return port_; }
+  // SIGSTOP / SIGCONT: a Redis that keeps its connections but answers nothing.
+  void freeze(bool frozen) const {
+    if (pid_ > 0) ::kill(pid_, frozen ? SIGSTOP : SIGCONT);
+  }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
   int cli(std::vector<std::string> args) const {
     args.insert(args.begin(), {"redis-cli", "-p", std::to_string(port_)});
