@@ -5,6 +5,8 @@ One windlass-server with four WebSocket routes:
 
 - /jwt (echo, auth = "jwt"): HS256 tokens signed here with hmac and
   base64 (no PyJWT), read from ?access_token= or the "jwt" cookie;
+- /rs (echo, auth = "jwt", RS256): a key pair made with openssl, tokens
+  signed with `openssl dgst -sign`, the bearer header or the query;
 - /proxy (chat, auth = "proxy"): AuthProxy asking a small http.server in
   this process, which answers from the forwarded Cookie: 200 with a user,
   401, 403, 500, or too late (past the route's 500 ms timeout);
@@ -13,7 +15,8 @@ One windlass-server with four WebSocket routes:
 
 Checks: a good token (query or cookie) opens the route and echoes; no
 token, a bad signature, an expired one, another audience, "alg": "none"
-are 401 with WWW-Authenticate; the endpoint's 200 lets the handshake
+are 401 with WWW-Authenticate; RS256 tokens verify with the public key
+file and an HS256 token keyed with that public key's text does not; the endpoint's 200 lets the handshake
 through with the cookie, the client address, the URI and the shared key
 (headers_env) forwarded, 401/403 are passed on, a 500 is 503, no answer in
 time 504, no cookie 401 without asking; a cached answer is not asked
@@ -68,6 +71,17 @@ def make_token(claims, secret=JWT_SECRET, header=None):
                      b64url(json.dumps(claims, separators=(",", ":")).encode()))
     signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
     return signing_input + "." + b64url(signature)
+
+
+def make_rs256_token(claims, key_file):
+    """An RS256 JWS of `claims`, signed by openssl with the private key `key_file`."""
+    header = {"alg": "RS256", "typ": "JWT"}
+    signing_input = (b64url(json.dumps(header, separators=(",", ":")).encode()) + "." +
+                     b64url(json.dumps(claims, separators=(",", ":")).encode()))
+    r = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key_file], input=signing_input.encode(),
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr.decode()
+    return signing_input + "." + b64url(r.stdout)
 
 
 def claims(**overrides):
@@ -149,9 +163,10 @@ class AuthEndpoint:
 
 ENDPOINT = None
 SERVER = None
+KEYS = None  # (private key file, public key file) of the RS256 route
 
 
-def config(endpoint_port):
+def config(endpoint_port, public_key_file):
     url = wt.toml_string(f"http://{wt.HOST}:{endpoint_port}/ws-auth")
     return f"""
 [server]
@@ -172,6 +187,12 @@ issuer = "{ISSUER}"
 audience = "{AUDIENCE}"
 sources = ["query:access_token", "cookie:jwt"]
 leeway = "5s"
+
+[[route]]
+path = "/rs"
+component = "echo"
+auth = "jwt"
+jwt = {{ algorithm = "RS256", public_key_file = {wt.toml_string(public_key_file)}, issuer = "{ISSUER}", audience = "{AUDIENCE}" }}
 
 [[route]]
 path = "/proxy"
@@ -203,14 +224,22 @@ def server_environment():
 
 
 def setUpModule():
-    global ENDPOINT, SERVER
+    global ENDPOINT, SERVER, KEYS
     if SERVER_BIN is None:
         raise unittest.SkipTest("windlass-server not built: set WINDLASS_SERVER_BIN "
                                 "(ctest does) or build build/release")
+    if wt.find_program("openssl") is None:
+        raise unittest.SkipTest("openssl not installed (the RS256 route's key is made with it)")
     wt.watchdog()
+    d = wt.temp_dir()
+    KEYS = (os.path.join(d, "issuer.key"), os.path.join(d, "issuer.pem"))
+    for argv in (["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", KEYS[0]],
+                 ["pkey", "-in", KEYS[0], "-pubout", "-out", KEYS[1]]):
+        r = subprocess.run(["openssl", *argv], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
     ENDPOINT = AuthEndpoint()
     ENDPOINT.start()
-    path = wt.write_file(wt.temp_dir(), "auth.toml", config(ENDPOINT.port))
+    path = wt.write_file(d, "auth.toml", config(ENDPOINT.port, KEYS[1]))
     SERVER = wt.windlass_server(path, env=server_environment()).start()
 
 
@@ -282,6 +311,20 @@ class JwtRouteTest(unittest.TestCase):
                 self.assertTrue(response_headers.get("WWW-Authenticate", "").startswith("Bearer"), response_headers)
         self.assertEqual(run(echoes("/jwt?access_token=" + make_token(claims(exp=now - 2)))), "ping",
                          "2 s past exp is within the 5 s leeway")
+
+    def test_rs256_with_the_issuers_public_key(self):
+        self.assertEqual(run(echoes("/rs", {"Authorization": "Bearer " + make_rs256_token(claims(), KEYS[0])})),
+                         "ping")
+        self.assertEqual(run(echoes("/rs?access_token=" + make_rs256_token(claims(), KEYS[0]))), "ping")
+        with open(KEYS[1]) as f:
+            public_pem = f.read()
+        # Algorithm confusion: an HS256 token keyed with the public key's PEM text.
+        confused = make_token(claims(), secret=public_pem)
+        expired = make_rs256_token(claims(exp=int(time.time()) - 120), KEYS[0])
+        for what, token in (("HS256 keyed with the public key", confused), ("expired", expired),
+                            ("HS256 with the route's secret", make_token(claims()))):
+            with self.subTest(what):
+                self.assertEqual(run(refused("/rs", {"Authorization": "Bearer " + token}))[0], 401)
 
     def test_refusals_are_logged_with_the_reason_and_without_the_secret(self):
         run(refused("/jwt?access_token=" + make_token(claims(aud="billing"))))
@@ -370,7 +413,7 @@ class ProxyRouteTest(unittest.TestCase):
 class CheckConfigTest(unittest.TestCase):
 
     def test_check_config_names_the_auth_and_never_prints_the_secrets(self):
-        path = wt.write_file(wt.temp_dir(), "auth.toml", config(1))
+        path = wt.write_file(wt.temp_dir(), "auth.toml", config(1, KEYS[1]))
         r = subprocess.run([SERVER_BIN, "--config", path, "--check-config"], capture_output=True, text=True,
                            timeout=30, env=server_environment())
         self.assertEqual(r.returncode, 0, r.stderr)
