@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
@@ -34,6 +35,15 @@ const char* to_string(ComponentKind kind) noexcept {
   return "?";
 }
 
+const char* to_string(AuthKind kind) noexcept {
+  switch (kind) {
+    case AuthKind::none: return "none";
+    case AuthKind::jwt: return "jwt";
+    case AuthKind::proxy: return "proxy";
+  }
+  return "?";
+}
+
 namespace {
 
 constexpr uint64_t KiB = 1ull << 10, MiB = 1ull << 20, GiB = 1ull << 30;
@@ -42,6 +52,9 @@ constexpr milliseconds kSecond{1000}, kMinute{60'000}, kHour{3'600'000};
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
 constexpr std::string_view kComponents[] = {"chat", "echo", "static"};
 constexpr std::string_view kCompressionModes[] = {"off", "shared", "per-connection"};
+constexpr std::string_view kAuthKinds[] = {"jwt", "proxy"};
+constexpr std::string_view kJwtAlgorithms[] = {"HS256", "RS256"};
+constexpr std::string_view kJwtSourceKinds[] = {"bearer", "query", "cookie"};
 
 const char* type_name(toml::node_type t) {
   switch (t) {
@@ -421,13 +434,15 @@ bool is_token(std::string_view s) {
   return true;
 }
 
+void read_route_auth(Section& s, RouteConfig& r, const fs::path& base_dir);
+
 RouteConfig read_route(Section& s, const WsOptions& defaults, const fs::path& base_dir) {
   RouteConfig r;
   r.line = static_cast<int>(s.table().source().begin.line);
   r.ws = defaults;
   s.check_keys({"path", "component", "root", "topic", "max_message_size", "ping_interval", "pong_timeout",
                 "close_timeout", "subprotocols", "compression", "compression_min_size", "rate_limit_messages",
-                "rate_limit_bytes"});
+                "rate_limit_bytes", "auth", "jwt", "proxy"});
 
   std::string component;
   s.one_of("component", component, kComponents);
@@ -453,7 +468,7 @@ RouteConfig read_route(Section& s, const WsOptions& defaults, const fs::path& ba
   };
   for (std::string_view key :
        {"max_message_size", "ping_interval", "pong_timeout", "close_timeout", "subprotocols", "compression",
-        "compression_min_size", "rate_limit_messages", "rate_limit_bytes"}) {
+        "compression_min_size", "rate_limit_messages", "rate_limit_bytes", "auth", "jwt", "proxy"}) {
     only_for(key, r.is_websocket(), "WebSocket (chat, echo)");
   }
   only_for("root", r.component == ComponentKind::static_files, "static");
@@ -472,6 +487,8 @@ RouteConfig read_route(Section& s, const WsOptions& defaults, const fs::path& ba
 
   s.string("topic", r.topic);
   if (r.component == ComponentKind::chat && r.topic.empty()) r.topic = r.path;
+
+  read_route_auth(s, r, base_dir);
 
   std::string root;
   s.string("root", root);
@@ -533,10 +550,11 @@ void read_broker_redis(Section& s, RedisConfig& r) {
   s.string("laravel_app", r.laravel_app);
 }
 
-// The secret of an [[app]]: given inline, or named by an environment
-// variable, or read from a file (stripped of a trailing newline), so that
-// it can stay out of the config file.
-std::string read_secret(Section& s, const fs::path& base_dir) {
+// The secret of an [[app]] or a [route.jwt]: given inline, or named by an
+// environment variable, or read from a file (its first line, stripped of
+// trailing spaces), so that it can stay out of the config file. `what`
+// names it in the message when it is empty; the value is never quoted.
+std::string read_secret(Section& s, const fs::path& base_dir, std::string_view what = "the app's secret") {
   const toml::node* inline_n = s.table().get("secret");
   const toml::node* env_n = s.table().get("secret_env");
   const toml::node* file_n = s.table().get("secret_file");
@@ -558,8 +576,308 @@ std::string read_secret(Section& s, const fs::path& base_dir) {
     std::getline(in, value);
     while (!value.empty() && (value.back() == '\r' || value.back() == ' ')) value.pop_back();
   }
-  if (value.empty()) s.fail_here("the app's secret is empty");
+  if (value.empty()) s.fail_here(std::string(what) + " is empty");
   return value;
+}
+
+// A table inside a [[route]]: [route.jwt] after it, or jwt = { ... };
+// `header` is how the table is written ("route.jwt").
+const toml::table* route_sub_table(Section& s, std::string_view key, std::string_view header) {
+  const toml::node* n = s.find(key);
+  if (n == nullptr) return nullptr;
+  if (!n->is_table()) {
+    s.fail(*n, key,
+           "expected a table ([" + std::string(header) + "] after its [[route]], or " + std::string(key) +
+               " = { ... }), got " + type_name(n->type()));
+  }
+  return n->as_table();
+}
+
+// A query parameter name as JwtTokenSource takes it: what comes between
+// '?' or '&' and '='.
+bool is_query_name(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || std::string_view("=&?#+%").find(c) != std::string_view::npos) return false;
+  }
+  return true;
+}
+
+// [route.jwt]: JwtOptions, key for key (but clock, which is for tests).
+// Checked here as JwtVerifier's constructor checks them, with the
+// position of the key at fault; the key itself is then loaded once by a
+// JwtVerifier, so that a PEM that is not an RSA public key of 2048 bits
+// or more fails --check-config too. Secrets never appear in a message.
+JwtOptions read_jwt(Section& j, const fs::path& base_dir) {
+  JwtOptions o;
+  j.check_keys({"algorithm", "secret", "secret_env", "secret_file", "public_key", "public_key_file", "issuer",
+                "audience", "sources", "require_exp", "leeway", "max_token_size"});
+  std::string algorithm = "HS256";
+  j.one_of("algorithm", algorithm, kJwtAlgorithms);
+  o.algorithm = algorithm == "RS256" ? JwtAlgorithm::rs256 : JwtAlgorithm::hs256;
+  const bool hs = o.algorithm == JwtAlgorithm::hs256;
+  auto only_for = [&](std::string_view key, bool allowed, const char* which) {
+    if (const toml::node* n = j.table().get(key); n != nullptr && !allowed) {
+      j.fail(*n, key, std::string("applies only to algorithm = \"") + which + "\", not to \"" + algorithm + "\"");
+    }
+  };
+  for (std::string_view key : {"secret", "secret_env", "secret_file"}) only_for(key, hs, "HS256");
+  for (std::string_view key : {"public_key", "public_key_file"}) only_for(key, !hs, "RS256");
+
+  const toml::node* key_node = nullptr;  // where a key the verifier refuses is
+  if (hs) {
+    o.secret = read_secret(j, base_dir, "the JWT secret");
+    for (std::string_view k : {"secret", "secret_env", "secret_file"}) {
+      if (const toml::node* n = j.table().get(k)) key_node = n;
+    }
+    if (o.secret.size() < 32) {
+      std::string_view k = j.table().get("secret") ? "secret" : j.table().get("secret_env") ? "secret_env" : "secret_file";
+      j.fail(*key_node, k,
+             "the HS256 secret has " + std::to_string(o.secret.size()) +
+                 " bytes; it must have at least 32 (RFC 7518 §3.2: as long as the hash)");
+    }
+  } else {
+    const toml::node* inline_n = j.table().get("public_key");
+    const toml::node* file_n = j.table().get("public_key_file");
+    if (inline_n == nullptr && file_n == nullptr) {
+      j.fail_here("missing 'public_key_file' (or 'public_key', the PEM itself): RS256 verifies with an RSA public key");
+    }
+    if (inline_n != nullptr && file_n != nullptr) j.fail_here("give one of 'public_key' and 'public_key_file'");
+    if (inline_n != nullptr) {
+      j.string("public_key", o.public_key);
+      if (o.public_key.empty()) j.fail(*inline_n, "public_key", "must not be empty");
+      key_node = inline_n;
+    } else {
+      o.public_key_file = readable_file(j, "public_key_file", base_dir);
+      key_node = file_n;
+    }
+  }
+
+  for (std::string_view key : {"issuer", "audience"}) {
+    std::string& out = key == "issuer" ? o.issuer : o.audience;
+    j.string(key, out);
+    const toml::node* n = j.table().get(key);
+    const char* claim = key == "issuer" ? "iss" : "aud";
+    if (n == nullptr) {
+      j.fail_here("missing '" + std::string(key) + "': required, the token's \"" + claim + "\" must " +
+                  (key == "issuer" ? "equal it" : "hold it"));
+    }
+    if (out.empty()) j.fail(*n, key, "must not be empty");
+  }
+
+  if (const toml::node* n = j.table().get("sources")) {
+    std::vector<std::string> names;
+    j.string_list("sources", names);
+    if (names.empty()) j.fail(*n, "sources", "is empty: no token could be found");
+    o.sources.clear();
+    std::set<std::string> seen;
+    const toml::array& items = *n->as_array();
+    for (size_t i = 0; i < names.size(); ++i) {
+      const std::string& v = names[i];
+      n = items.get(i);
+      const size_t colon = v.find(':');
+      const std::string kind = v.substr(0, colon);
+      const std::string name = colon == std::string::npos ? std::string() : v.substr(colon + 1);
+      if (std::find(std::begin(kJwtSourceKinds), std::end(kJwtSourceKinds), kind) == std::end(kJwtSourceKinds)) {
+        j.fail(*n, "sources",
+               "\"" + v + "\" is not \"bearer\", \"query:NAME\" or \"cookie:NAME\"" + suggest(kind, kJwtSourceKinds));
+      }
+      if (kind == "bearer") {
+        if (colon != std::string::npos) j.fail(*n, "sources", "\"" + v + "\": bearer takes no name (Authorization: Bearer)");
+        o.sources.push_back(JwtTokenSource::bearer());
+      } else if (kind == "query") {
+        if (!is_query_name(name)) {
+          j.fail(*n, "sources", "\"" + v + "\": expected \"query:NAME\", NAME a query parameter (as \"query:access_token\")");
+        }
+        o.sources.push_back(JwtTokenSource::query(name));
+      } else {
+        if (!is_token(name)) {
+          j.fail(*n, "sources", "\"" + v + "\": expected \"cookie:NAME\", NAME a cookie name (an HTTP token, as \"cookie:jwt\")");
+        }
+        o.sources.push_back(JwtTokenSource::cookie(name));
+      }
+      if (!seen.insert(v).second) j.fail(*n, "sources", "\"" + v + "\" is listed twice");
+    }
+  }
+  j.boolean("require_exp", o.require_exp);
+  milliseconds leeway = o.leeway;
+  j.duration("leeway", leeway, milliseconds(0), kHour);
+  if (leeway.count() % 1000 != 0) {
+    j.fail(*j.table().get("leeway"), "leeway", "must be whole seconds (exp and nbf are in seconds)");
+  }
+  o.leeway = std::chrono::duration_cast<std::chrono::seconds>(leeway);
+  j.size("max_token_size", o.max_token_size, 64, 1 * MiB);
+  j.finish();
+
+  // What only the key itself can say (a PEM that is not an RSA public key,
+  // too short a key): the verifier's message, at the key.
+  try {
+    JwtVerifier check(o);
+  } catch (const std::invalid_argument& e) {
+    std::string why = e.what();
+    for (std::string_view prefix : {"jwt: ", "public_key: "}) {
+      if (why.starts_with(prefix)) why.erase(0, prefix.size());
+    }
+    const std::string_view k = hs ? "secret" : o.public_key.empty() ? "public_key_file" : "public_key";
+    if (key_node != nullptr) j.fail(*key_node, k, why);
+    j.fail_here(why);
+  }
+  return o;
+}
+
+// A header value given in the config: no line breaks.
+bool is_header_value(std::string_view v) {
+  return v.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+// [route.proxy.client]: HttpClientOptions.
+void read_http_client(Section& c, HttpClientOptions& o, const fs::path& base_dir) {
+  c.integer("max_concurrent", o.max_concurrent, 1, 10'000);
+  c.integer("max_queued", o.max_queued, 0, 10'000'000);
+  c.integer("max_idle_connections", o.max_idle_connections, 0, 10'000);
+  c.string("user_agent", o.user_agent);
+  if (const toml::node* n = c.table().get("user_agent"); n != nullptr && !is_header_value(o.user_agent)) {
+    c.fail(*n, "user_agent", "must be one line");
+  }
+  c.string("proxy", o.proxy);
+  if (const toml::node* n = c.table().get("proxy"); n != nullptr && !o.proxy.empty() &&
+                                                    o.proxy.find("://") == std::string::npos) {
+    c.fail(*n, "proxy", "expected a proxy URL, as \"http://proxy.internal:3128\"");
+  }
+  c.boolean("proxy_from_environment", o.proxy_from_environment);
+  if (c.table().get("ca_file") != nullptr) o.ca_file = readable_file(c, "ca_file", base_dir);
+  c.finish();
+}
+
+// [route.proxy]: AuthProxyOptions, key for key (but clock, which is for
+// tests), checked as AuthProxy's constructor checks them. Header values
+// (a shared key the endpoint checks) never appear in a message.
+AuthProxyOptions read_proxy(Section& p, const fs::path& base_dir, const WsOptions& ws) {
+  AuthProxyOptions o;
+  p.check_keys({"url", "method", "forward_headers", "forward_client_address", "forward_origin", "forward_uri",
+                "headers", "headers_env", "refuse_without_credentials", "timeout", "max_response_size",
+                "allow_ttl", "deny_ttl", "cache_entries", "client"});
+  p.string("url", o.url);
+  const toml::node* url_n = p.table().get("url");
+  if (url_n == nullptr) p.fail_here("missing 'url': the web application's endpoint that answers 2xx, 401 or 403");
+  {
+    std::string lower = o.url.substr(0, 8);
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    const size_t scheme = lower.starts_with("http://") ? 7 : lower.starts_with("https://") ? 8 : 0;
+    if (scheme == 0) p.fail(*url_n, "url", "\"" + o.url + "\" is not an http:// or https:// URL");
+    if (o.url.size() == scheme || o.url[scheme] == '/') p.fail(*url_n, "url", "\"" + o.url + "\" has no host");
+    for (char ch : o.url) {
+      const auto u = static_cast<unsigned char>(ch);
+      if (u <= 0x20 || u >= 0x7f) p.fail(*url_n, "url", "must be printable ASCII without spaces (percent-encode the rest)");
+    }
+  }
+  p.one_of("method", o.method, std::array<std::string_view, 2>{"GET", "POST"});
+
+  if (const toml::node* n = p.table().get("forward_headers")) {
+    p.string_list("forward_headers", o.forward_headers);
+    std::set<std::string> seen;
+    for (const std::string& h : o.forward_headers) {
+      if (!is_token(h)) p.fail(*n, "forward_headers", "\"" + h + "\" is not a header name");
+      std::string lower = h;
+      std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      if (!seen.insert(lower).second) p.fail(*n, "forward_headers", "\"" + h + "\" is listed twice");
+    }
+  }
+  p.boolean("forward_client_address", o.forward_client_address);
+  p.boolean("forward_origin", o.forward_origin);
+  p.boolean("forward_uri", o.forward_uri);
+  p.boolean("refuse_without_credentials", o.refuse_without_credentials);
+  if (o.forward_headers.empty() && o.refuse_without_credentials) {
+    p.fail(*p.table().get("forward_headers"), "forward_headers",
+           "is empty while refuse_without_credentials is on: every handshake would be refused unasked");
+  }
+
+  // headers = { Name = "value" } replaces the default (Accept:
+  // application/json); headers_env = { Name = "VARIABLE" } adds headers
+  // whose values come from the environment (a shared key).
+  auto header_table = [&](std::string_view key) -> const toml::table* {
+    const toml::node* n = p.find(key);
+    if (n == nullptr) return nullptr;
+    if (!n->is_table()) {
+      p.fail(*n, key, std::string("expected a table of header names to ") +
+                          (key == "headers" ? "values" : "environment variable names") +
+                          ", as { X-Windlass-Key = \"...\" }, got " + type_name(n->type()));
+    }
+    return n->as_table();
+  };
+  const toml::table* headers = header_table("headers");
+  const toml::table* headers_env = header_table("headers_env");
+  if (headers != nullptr) o.headers.clear();
+  std::set<std::string> names;
+  for (const toml::table* t : {headers, headers_env}) {
+    if (t == nullptr) continue;
+    const std::string key = t == headers ? "headers" : "headers_env";
+    for (auto&& [k, v] : *t) {
+      const std::string name(k.str());
+      const std::string where = key + "." + name;
+      if (!is_token(name)) p.fail(v, where, "not a header name (an HTTP token)");
+      std::string lower = name;
+      std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      if (!names.insert(lower).second) p.fail(v, where, "given twice (in headers and headers_env)");
+      if (!v.is_string()) p.fail(v, where, std::string("expected a string, got ") + type_name(v.type()));
+      std::string value = v.as_string()->get();
+      if (t == headers_env) {
+        const char* e = std::getenv(value.c_str());
+        if (e == nullptr || *e == '\0') p.fail(v, where, "the environment variable " + value + " is not set");
+        value = e;
+        if (!is_header_value(value)) p.fail(v, where, "the environment variable " + v.as_string()->get() + " holds a line break");
+      } else if (!is_header_value(value)) {
+        p.fail(v, where, "the value holds a line break");
+      }
+      o.headers.emplace_back(name, std::move(value));
+    }
+  }
+
+  milliseconds timeout = o.timeout;
+  p.duration("timeout", timeout, milliseconds(1), kHour);
+  if (timeout >= ws.upgrade_timeout) {
+    p.fail(*p.table().get("timeout"), "timeout",
+           format_duration(timeout) + " is not under the handshake's deadline (" +
+               format_duration(ws.upgrade_timeout) + "): the client would not hear the 504");
+  }
+  o.timeout = timeout;
+  p.size("max_response_size", o.max_response_size, 1 * KiB, 16 * MiB);
+  p.duration("allow_ttl", o.allow_ttl, milliseconds(0), 24 * kHour);
+  p.duration("deny_ttl", o.deny_ttl, milliseconds(0), 24 * kHour);
+  p.integer("cache_entries", o.cache_entries, 0, 10'000'000);
+  if (const toml::table* t = route_sub_table(p, "client", "route.proxy.client")) {
+    Section c(*t, p.prefix() + "client.", p.file());
+    read_http_client(c, o.client, base_dir);
+  }
+  p.finish();
+  return o;
+}
+
+void read_route_auth(Section& s, RouteConfig& r, const fs::path& base_dir) {
+  std::string auth;
+  s.one_of("auth", auth, kAuthKinds);
+  r.auth = auth == "jwt" ? AuthKind::jwt : auth == "proxy" ? AuthKind::proxy : AuthKind::none;
+  for (std::string_view key : kAuthKinds) {
+    const toml::node* n = s.table().get(key);
+    if (n != nullptr && auth != key) {
+      s.fail(*n, key,
+             "applies only to auth = \"" + std::string(key) + "\"" +
+                 (auth.empty() ? std::string(", and the route has no 'auth'") : ", not to auth = \"" + auth + "\""));
+    }
+  }
+  if (r.auth == AuthKind::none) return;
+  const toml::table* t = route_sub_table(s, auth, "route." + auth);
+  if (t == nullptr) {
+    s.fail_here("auth = \"" + auth + "\" needs its options: a [route." + auth + "] table after the [[route]] (" +
+                (r.auth == AuthKind::jwt ? "issuer, audience and the key" : "at least url") + ")");
+  }
+  Section a(*t, s.prefix() + auth + ".", s.file());
+  if (r.auth == AuthKind::jwt) {
+    r.jwt = read_jwt(a, base_dir);
+  } else {
+    r.proxy = read_proxy(a, base_dir, r.ws);
+  }
 }
 
 channels::AppConfig read_app(Section& s, const fs::path& base_dir) {
@@ -931,6 +1249,7 @@ std::string summary(const Config& c) {
   if (c.routes.empty()) s += "(none)";
   for (size_t i = 0; i < c.routes.size(); ++i) {
     s += (i ? ", " : "") + c.routes[i].path + " " + to_string(c.routes[i].component);
+    if (c.routes[i].auth != AuthKind::none) s += std::string(" (auth ") + to_string(c.routes[i].auth) + ")";
   }
   if (!c.server.tls_certificate_file.empty()) {
     s += ", tls " + (c.server.tls_host.empty() ? c.server.host : c.server.tls_host) + ":" +

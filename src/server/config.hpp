@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "windlass/app.hpp"
+#include "windlass/auth.hpp"
 #include "windlass/channels.hpp"
 
 namespace windlass::server {
@@ -31,6 +32,11 @@ const char* to_string(ComponentKind kind) noexcept;
 
 enum class LogFormat : uint8_t { text, json };
 
+// A WebSocket route's `auth`: the decorator of windlass_auth
+// (include/windlass/auth.hpp) main wraps the component in.
+enum class AuthKind : uint8_t { none, jwt, proxy };
+const char* to_string(AuthKind kind) noexcept;  // "none", "jwt", "proxy"
+
 struct RouteConfig {
   std::string path;
   ComponentKind component = ComponentKind::echo;
@@ -38,6 +44,12 @@ struct RouteConfig {
   std::string topic;           // chat: the room's topic (default: the route's path)
   WsOptions ws;                // WebSocket routes: [websocket] overridden by the route's keys
   std::vector<std::string> subprotocols;
+  // auth = "jwt" ([route.jwt]) or "proxy" ([route.proxy]): the options
+  // of JwtAuth or AuthProxy, as the library takes them. The JWT secret is
+  // in here: never log these.
+  AuthKind auth = AuthKind::none;
+  JwtOptions jwt;
+  AuthProxyOptions proxy;
   int line = 0;  // where the [[route]] table starts, for messages
 
   bool is_websocket() const noexcept { return component != ComponentKind::static_files; }

@@ -12,6 +12,7 @@
 #include <exception>
 #include <memory>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "notify.hpp"
 #include "units.hpp"
 #include "windlass/amqp.hpp"
+#include "windlass/auth.hpp"
 #include "windlass/channels.hpp"
 #include "windlass/redis.hpp"
 #include "windlass/windlass.hpp"
@@ -188,7 +190,29 @@ int serve(const ws::Config& config) {
   for (const auto& r : config.routes) {
     if (r.is_websocket()) {
       auto component = ws::make_component(r);
-      app.route(r.path, component, r.ws);
+      // The check runs at the upgrade hook, before the 101 and before the
+      // component (and its connection count) sees the connection.
+      std::shared_ptr<windlass::MessageComponent> mounted = component;
+      try {
+        switch (r.auth) {
+          case ws::AuthKind::none: break;
+          case ws::AuthKind::jwt: mounted = std::make_shared<windlass::JwtAuth>(component, r.jwt); break;
+          case ws::AuthKind::proxy: mounted = std::make_shared<windlass::AuthProxy>(app, component, r.proxy); break;
+        }
+      } catch (const std::invalid_argument& e) {
+        // load_config checked the same things; a key file that changed since, say.
+        log.error("route {}: auth: {}", r.path, e.what());
+        return 1;
+      }
+      // Nothing secret: the secret and the headers' values stay out.
+      if (r.auth == ws::AuthKind::jwt) {
+        log.info("route {}: auth jwt ({}, issuer {}, audience {})", r.path, windlass::to_string(r.jwt.algorithm),
+                 r.jwt.issuer, r.jwt.audience);
+      } else if (r.auth == ws::AuthKind::proxy) {
+        log.info("route {}: auth proxy ({} {}, timeout {})", r.path, r.proxy.method, r.proxy.url,
+                 ws::format_duration(r.proxy.timeout));
+      }
+      app.route(r.path, mounted, r.ws);
       route_metrics.push_back({r.path, ws::to_string(r.component), component});
     } else {
       app.http(r.path, windlass::static_files(r.root.string()));

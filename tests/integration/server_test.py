@@ -152,18 +152,19 @@ class CommandLineTest(unittest.TestCase):
         for part in ["listen 127.0.0.1:8080", "/ chat", "/echo echo", "/* static", "metrics /metrics"]:
             self.assertIn(part, lines[0])
 
-    def check_bad(self, text, pattern):
+    def check_bad(self, text, pattern, env=None):
         """A config whose --check-config must fail with exit 1 and one
         line on stderr matching `pattern` (a regex; FILE stands for the
-        config's path)."""
+        config's path); returns that line."""
         path = wt.write_file(wt.temp_dir(), "bad.toml", text)
-        r = run_cli("--config", path, "--check-config")
+        r = run_cli("--config", path, "--check-config", env=env)
         self.assertEqual(r.returncode, 1, f"accepted:\n{text}\nstdout: {r.stdout}")
         self.assertEqual(r.stdout, "")
         lines = r.stderr.splitlines()
         self.assertEqual(len(lines), 1, r.stderr)
         expected = "^windlass-server: config error: " + pattern.replace("FILE", re.escape(path))
         self.assertRegex(lines[0], expected)
+        return lines[0]
 
     def test_unknown_key_is_an_error_with_its_line_and_a_suggestion(self):
         self.check_bad("# a comment\n\n[server]\nport = 8080\nprot = 9000\n",
@@ -222,6 +223,121 @@ class CommandLineTest(unittest.TestCase):
                              app + '[[app.history]]\nchannels = "chat-"\nmessages = 50\nmax_age = "1m"\n')
         r = run_cli("--config", good, "--check-config")
         self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_bad_route_auth_is_an_error(self):
+        echo = '[[route]]\npath = "/c"\ncomponent = "echo"\n'
+        self.check_bad('[[route]]\npath = "/x"\ncomponent = "static"\nroot = "."\nauth = "jwt"\n',
+                       r"FILE:5:8: route\[0\]\.auth: applies only to WebSocket \(chat, echo\) routes")
+        self.check_bad(echo + 'auth = "jwk"\n',
+                       r'FILE:4:8: route\[0\]\.auth: "jwk" is not one of "jwt", "proxy" \(did you mean \'jwt\'\?\)$')
+        self.check_bad(echo + 'auth = "jwt"\n',
+                       r'FILE:1:1: route\[0\]: auth = "jwt" needs its options: a \[route\.jwt\] table')
+        self.check_bad(echo + '[route.jwt]\nissuer = "i"\n',
+                       r"FILE:4:1: route\[0\]\.jwt: applies only to auth = \"jwt\", and the route has no 'auth'$")
+        self.check_bad(echo + 'auth = "jwt"\nproxy = { url = "http://127.0.0.1:1/" }\n',
+                       r'FILE:5:9: route\[0\]\.proxy: applies only to auth = "proxy", not to auth = "jwt"$')
+        self.check_bad(echo + 'auth = "proxy"\njwt = "x"\n', r'FILE:5:7: route\[0\]\.jwt: applies only to auth = "jwt"')
+        self.check_bad(echo + 'auth = "jwt"\njwt = "x"\n',
+                       r"FILE:5:7: route\[0\]\.jwt: expected a table \(\[route\.jwt\] after its \[\[route\]\], or jwt = \{ \.\.\. \}\), got a string$")
+
+    def test_bad_route_jwt_is_an_error(self):
+        head = '[[route]]\npath = "/c"\ncomponent = "chat"\nauth = "jwt"\n[route.jwt]\n'
+        good = 'issuer = "https://app.test"\naudience = "chat"\n'
+        secret = 'secret = "0123456789abcdef0123456789abcdef"\n'
+        line = self.check_bad(head + good + 'secret = "short-secret"\n',
+                              r"FILE:8:10: route\[0\]\.jwt\.secret: the HS256 secret has 12 bytes; it must have at least 32")
+        self.assertNotIn("short-secret", line)
+        line = self.check_bad(head + good + 'secret_env = "WINDLASS_TEST_JWT"\n',
+                              r"FILE:8:14: route\[0\]\.jwt\.secret_env: the HS256 secret has 9 bytes",
+                              env=server_env(WINDLASS_TEST_JWT="too-short"))
+        self.assertNotIn("too-short", line)
+        self.check_bad(head + good + 'secret_env = "WINDLASS_TEST_NOT_SET"\n',
+                       r"FILE:8:14: route\[0\]\.jwt\.secret_env: the environment variable WINDLASS_TEST_NOT_SET is not set$")
+        self.check_bad(head + good, r"FILE:5:1: route\[0\]\.jwt: missing 'secret' \(or 'secret_env'")
+        self.check_bad(head + good + secret + 'secret_file = "s.txt"\n',
+                       r"FILE:5:1: route\[0\]\.jwt: give one of 'secret', 'secret_env' and 'secret_file'$")
+        self.check_bad(head + good + secret + 'public_key_file = "k.pem"\n',
+                       r'FILE:9:19: route\[0\]\.jwt\.public_key_file: applies only to algorithm = "RS256", not to "HS256"$')
+        self.check_bad(head + good + 'algorithm = "RS256"\n' + secret,
+                       r'FILE:9:10: route\[0\]\.jwt\.secret: applies only to algorithm = "HS256", not to "RS256"$')
+        self.check_bad(head + good + 'algorithm = "ES256"\n',
+                       r'FILE:8:13: route\[0\]\.jwt\.algorithm: "ES256" is not one of "HS256", "RS256"')
+        self.check_bad(head + good + 'algorithm = "RS256"\n',
+                       r"FILE:5:1: route\[0\]\.jwt: missing 'public_key_file' \(or 'public_key', the PEM itself\)")
+        d = wt.temp_dir()
+        wt.write_file(d, "not-a-key.pem", "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n")
+        self.check_bad(head + good + 'algorithm = "RS256"\npublic_key_file = "no-such.pem"\n',
+                       r"FILE:9:19: route\[0\]\.jwt\.public_key_file: .*no-such\.pem is not a file")
+        path = wt.write_file(d, "rs.toml", head + good + 'algorithm = "RS256"\npublic_key_file = "not-a-key.pem"\n')
+        r = run_cli("--config", path, "--check-config")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertRegex(r.stderr, re.escape(path) + r":9:19: route\[0\]\.jwt\.public_key_file: not a PEM public key")
+        self.check_bad(head + 'audience = "chat"\n' + secret,
+                       r"FILE:5:1: route\[0\]\.jwt: missing 'issuer': required, the token's \"iss\" must equal it$")
+        self.check_bad(head + good + secret + 'audiance = "x"\n',
+                       r"FILE:9:1: route\[0\]\.jwt\.audiance: unknown key \(did you mean 'audience'\?\)$")
+        self.check_bad(head + good + secret + 'sources = ["bearer", "header:x"]\n',
+                       r'FILE:9:22: route\[0\]\.jwt\.sources: "header:x" is not "bearer", "query:NAME" or "cookie:NAME"')
+        self.check_bad(head + good + secret + 'sources = ["cookie"]\n',
+                       r'FILE:9:12: route\[0\]\.jwt\.sources: "cookie": expected "cookie:NAME"')
+        self.check_bad(head + good + secret + 'sources = []\n',
+                       r"FILE:9:11: route\[0\]\.jwt\.sources: is empty: no token could be found$")
+        self.check_bad(head + good + secret + 'sources = ["query:t", "query:t"]\n',
+                       r'FILE:9:23: route\[0\]\.jwt\.sources: "query:t" is listed twice$')
+        self.check_bad(head + good + secret + 'leeway = "1500ms"\n',
+                       r"FILE:9:10: route\[0\]\.jwt\.leeway: must be whole seconds")
+        self.check_bad(head + good + secret + 'max_token_size = "16MiB"\n',
+                       r"FILE:9:18: route\[0\]\.jwt\.max_token_size: 16MiB is out of range \(64B to 1MiB\)$")
+
+    def test_bad_route_proxy_is_an_error(self):
+        head = '[[route]]\npath = "/c"\ncomponent = "echo"\nauth = "proxy"\n[route.proxy]\n'
+        url = 'url = "http://127.0.0.1:8000/ws-auth"\n'
+        self.check_bad(head + 'method = "GET"\n', r"FILE:5:1: route\[0\]\.proxy: missing 'url'")
+        self.check_bad(head + 'url = "ftp://x/"\n',
+                       r'FILE:6:7: route\[0\]\.proxy\.url: "ftp://x/" is not an http:// or https:// URL$')
+        self.check_bad(head + url + 'method = "PUT"\n',
+                       r'FILE:7:10: route\[0\]\.proxy\.method: "PUT" is not one of "GET", "POST"')
+        self.check_bad(head + url + 'timeout = "10s"\n',
+                       r"FILE:7:11: route\[0\]\.proxy\.timeout: 10s is not under the handshake's deadline \(10s\)")
+        self.check_bad(head + url + 'timeout = 0\n', r"FILE:7:11: route\[0\]\.proxy\.timeout: 0s is out of range")
+        self.check_bad(head + url + 'forward_headers = ["Cookie", "X Session"]\n',
+                       r'FILE:7:19: route\[0\]\.proxy\.forward_headers: "X Session" is not a header name$')
+        self.check_bad(head + url + 'forward_headers = []\n',
+                       r"FILE:7:19: route\[0\]\.proxy\.forward_headers: is empty while refuse_without_credentials is on")
+        line = self.check_bad(head + url + 'headers = { "X Key" = "hush-hush" }\n',
+                              r"FILE:7:23: route\[0\]\.proxy\.headers\.X Key: not a header name")
+        self.assertNotIn("hush-hush", line)
+        self.check_bad(head + url + 'headers_env = { X-Key = "WINDLASS_TEST_NOT_SET" }\n',
+                       r"FILE:7:25: route\[0\]\.proxy\.headers_env\.X-Key: the environment variable WINDLASS_TEST_NOT_SET is not set$")
+        self.check_bad(head + url + 'headers = "Accept: */*"\n',
+                       r"FILE:7:11: route\[0\]\.proxy\.headers: expected a table of header names to values")
+        self.check_bad(head + url + 'allow_ttl = "-1s"\n', r'FILE:7:13: route\[0\]\.proxy\.allow_ttl: bad duration "-1s"')
+        self.check_bad(head + url + 'cache_entries = -1\n', r"FILE:7:17: route\[0\]\.proxy\.cache_entries: -1 is out of range")
+        self.check_bad(head + url + '[route.proxy.client]\nmax_concurrent = 0\n',
+                       r"FILE:8:18: route\[0\]\.proxy\.client\.max_concurrent: 0 is out of range \(1 to 10000\)$")
+        self.check_bad(head + url + '[route.proxy.client]\nca_file = "no-such-ca.pem"\n',
+                       r"FILE:8:11: route\[0\]\.proxy\.client\.ca_file: .*no-such-ca\.pem is not a file")
+        self.check_bad(head + url + '[route.proxy.client]\nmax_conncurrent = 1\n',
+                       r"FILE:8:1: route\[0\]\.proxy\.client\.max_conncurrent: unknown key \(did you mean 'max_concurrent'\?\)$")
+        self.check_bad(head + url + 'secret = "x"\n', r"FILE:7:1: route\[0\]\.proxy\.secret: unknown key")
+
+    def test_good_route_auth_passes_the_check(self):
+        text = ('[[route]]\npath = "/j"\ncomponent = "chat"\nauth = "jwt"\n'
+                'jwt = { secret_env = "WINDLASS_TEST_JWT", issuer = "https://app.test", audience = "chat", '
+                'sources = ["bearer", "query:access_token", "cookie:jwt"], leeway = "10s", require_exp = false }\n'
+                '[[route]]\npath = "/p"\ncomponent = "echo"\nauth = "proxy"\n'
+                '[route.proxy]\nurl = "https://app.test/ws-auth"\nmethod = "POST"\ntimeout = "2s"\n'
+                'forward_headers = ["Cookie"]\nforward_origin = false\nheaders = { Accept = "application/json" }\n'
+                'headers_env = { X-Windlass-Key = "WINDLASS_TEST_KEY" }\nallow_ttl = "30s"\ndeny_ttl = 0\n'
+                'cache_entries = 100\nmax_response_size = "4KiB"\nrefuse_without_credentials = false\n'
+                '[route.proxy.client]\nmax_concurrent = 8\nmax_queued = 100\nproxy = "http://proxy.test:3128"\n')
+        path = wt.write_file(wt.temp_dir(), "good.toml", text)
+        secret, key = "a-jwt-secret-of-at-least-32-bytes-xyz", "the-shared-key-value"
+        r = run_cli("--config", path, "--check-config", env=server_env(WINDLASS_TEST_JWT=secret, WINDLASS_TEST_KEY=key))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("/j chat (auth jwt), /p echo (auth proxy)", r.stdout)
+        self.assertNotIn(secret, r.stdout + r.stderr)
+        self.assertNotIn(key, r.stdout + r.stderr)
 
     def test_toml_syntax_error_has_its_line(self):
         self.check_bad("[server]\nport = = 1\n", r"FILE:2:8: ")
