@@ -126,22 +126,35 @@ uint64_t monotonic_ns() noexcept {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-bool resolve_target(const Options& opts, Target& out, std::string& error) {
+namespace {
+
+bool resolve_endpoint(const std::string& host, uint16_t port_number, Endpoint& out, std::string& error) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
-  const std::string port = std::to_string(opts.port);
-  if (const int rc = getaddrinfo(opts.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    error = "cannot resolve " + opts.host + ": " + gai_strerror(rc);
+  const std::string port = std::to_string(port_number);
+  if (const int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    error = "cannot resolve " + host + ": " + gai_strerror(rc);
     return false;
   }
   std::memcpy(&out.address, found->ai_addr, found->ai_addrlen);
   out.address_len = found->ai_addrlen;
   freeaddrinfo(found);
-  const bool ipv6_literal = opts.host.find(':') != std::string::npos;
-  out.host_header = (ipv6_literal ? "[" + opts.host + "]" : opts.host) + ":" + port;
+  const bool ipv6_literal = host.find(':') != std::string::npos;
+  out.host_header = (ipv6_literal ? "[" + host + "]" : host) + ":" + port;
+  return true;
+}
+
+}  // namespace
+
+bool resolve_target(const Options& opts, Target& out, std::string& error) {
+  if (!resolve_endpoint(opts.host, opts.port, out, error)) return false;
   out.path = opts.path;
+  out.spread.clear();
+  for (const uint16_t port : opts.spread) {
+    if (!resolve_endpoint(opts.host, port, out.spread.emplace_back(), error)) return false;
+  }
   return true;
 }
 
@@ -344,7 +357,8 @@ size_t ClientLoop::count(ClientState state) const noexcept {
 void ClientLoop::start_connect(Client& c) {
   now_ns_ = monotonic_ns();
   c.connect_started_ns_ = c.state_since_ns_ = now_ns_;
-  const int fd = socket(target_.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const Endpoint& to = target_.for_client(c.index_);
+  const int fd = socket(to.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     // Out of descriptors or memory: a setup problem, not a server one.
     abort(std::string("socket: ") + std::strerror(errno));
@@ -366,7 +380,7 @@ void ClientLoop::start_connect(Client& c) {
     drop(c, false);
     return;
   }
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&target_.address), target_.address_len) != 0 &&
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&to.address), to.address_len) != 0 &&
       errno != EINPROGRESS) {
     fail(c, stats_.connect_errors, std::string("connect: ") + std::strerror(errno));
   }
@@ -398,7 +412,7 @@ void ClientLoop::on_connected(Client& c) {
                               "Sec-WebSocket-Key: %.24s\r\n"
                               "Sec-WebSocket-Version: 13\r\n"
                               "\r\n",
-                              target_.path.c_str(), target_.host_header.c_str(), c.key_);
+                              target_.path.c_str(), target_.for_client(c.index_).host_header.c_str(), c.key_);
   if (n <= 0 || static_cast<size_t>(n) >= request.size()) {
     abort("upgrade request too long: shorten --path");
     drop(c, false);

@@ -29,12 +29,22 @@ namespace windlass::load {
 
 uint64_t monotonic_ns() noexcept;
 
-// Where to connect, resolved once.
-struct Target {
+// One address to connect to, resolved once.
+struct Endpoint {
   sockaddr_storage address{};
   socklen_t address_len = 0;
   std::string host_header;  // "host:port" for the Host header
+};
+
+// Where to connect: --host/--port (the pusher mode's API calls always go
+// there), and with --spread the ports the WebSocket clients take turns on.
+struct Target : Endpoint {
   std::string path;
+  std::vector<Endpoint> spread;
+
+  const Endpoint& for_client(size_t index) const noexcept {
+    return spread.empty() ? *this : spread[index % spread.size()];
+  }
 };
 
 // Resolves opts.host/port; on failure returns false with a reason.

@@ -386,9 +386,38 @@ class PusherTest(unittest.TestCase):
         self.assertIn("server_rss_per_connection", r, context)
         self.assertGreater(r["server_rss_after"], 0, context)
 
+    def test_spread_takes_turns_over_the_ports(self):
+        # Two hubs that know nothing of each other: pusher-idle's 10
+        # subscribers go 5 and 5 (client i to the (i mod 2)-th port), and
+        # --server-pid takes both, summing their CPU.
+        a, b = start_hub(threads=1), start_hub(threads=1)
+        try:
+            run = subprocess.Popen([LOAD, "pusher-idle", "--port", str(a.port), "--spread", f"{a.port},{b.port}",
+                                    "--connections", "10", "--duration", "2", "--server-pid", f"{a.pid},{b.pid}",
+                                    "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                # 5 subscribers on each hub, and perhaps the scrape itself.
+                wt.wait_until(lambda: all(wt.scrape_metric(h.port, "windlass_connections_open") in (5, 6)
+                                          for h in (a, b)),
+                              "5 subscribers on each hub", timeout=10)
+                out, errors = run.communicate(timeout=30)
+            finally:
+                if run.poll() is None:
+                    run.kill()
+        finally:
+            a.stop()
+            b.stop()
+        rc, r, err = parse_report(subprocess.CompletedProcess(run.args, run.returncode, out, errors))
+        context = self.assert_clean(rc, r, err)
+        self.assertEqual(r["spread"], [{"port": a.port, "connections": 5}, {"port": b.port, "connections": 5}],
+                         context)
+        self.assertEqual(len(r["server_cpu_s_each"]), 2, context)
+        self.assertAlmostEqual(sum(r["server_cpu_s_each"]), r["server_cpu_s"], delta=0.002, msg=context)
+
     def test_bad_pusher_options_are_refused(self):
         for args, why in ((["--size", "99"], "--size 100 or more"), (["--channel", "private-x"], "bad value"),
-                          (["--binary"], "not part of the Pusher protocol")):
+                          (["--binary"], "not part of the Pusher protocol"), (["--spread", "9,x"], "bad value"),
+                          (["--server-pid", "1,2,3,4,5,6,7,8,9"], "bad value")):
             done = subprocess.run([LOAD, "pusher", "--port", "9", *args], capture_output=True, text=True,
                                   timeout=10)
             self.assertEqual(done.returncode, 2, done.stderr)

@@ -149,10 +149,10 @@ class EchoWorkload final : public Workload {
 void run_counted(const Options& opts, const Target& target, Report& report) {
   EchoWorkload workload(opts, report.connections);
   ClientLoop loop(opts, target, report.connections, workload);
-  report.window_start = sample_cpu(opts.server_pid);
+  report.window_start = sample_cpu(opts.server_pids);
   loop.connect_all();
   while (!loop.aborted() && loop.count(ClientState::idle) < loop.size()) loop.poll(100);
-  report.window_end = sample_cpu(opts.server_pid);
+  report.window_end = sample_cpu(opts.server_pids);
   report.opened = loop.stats().handshakes;
   report.window = loop.stats();
   report.totals = loop.stats();

@@ -677,9 +677,9 @@ void run_pusher(const Options& opts, const Target& target, Report& report) {
     progress(opts, "measuring for %.1f s", opts.duration_s);
     loop.stats().reset_window();
     w.reset_window();
-    report.window_start = sample_cpu(opts.server_pid);
+    report.window_start = sample_cpu(opts.server_pids);
     drive_until(loop, w, report.window_start.wall_ns + static_cast<uint64_t>(opts.duration_s * 1e9));
-    report.window_end = sample_cpu(opts.server_pid);
+    report.window_end = sample_cpu(opts.server_pids);
     report.window = loop.stats();
     w.fill(report.pusher, true);
     // What is in flight is still checked, to the last delivery.

@@ -47,9 +47,9 @@ void progress(const Options& opts, const char* format, ...) __attribute__((forma
 template <class RunUntil>
 void measure_window(ClientLoop& loop, const Options& opts, Report& report, RunUntil&& run_until) {
   loop.stats().reset_window();
-  report.window_start = sample_cpu(opts.server_pid);
+  report.window_start = sample_cpu(opts.server_pids);
   run_until(report.window_start.wall_ns + static_cast<uint64_t>(opts.duration_s * 1e9));
-  report.window_end = sample_cpu(opts.server_pid);
+  report.window_end = sample_cpu(opts.server_pids);
   report.window = loop.stats();
 }
 

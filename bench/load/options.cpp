@@ -42,6 +42,11 @@ target:
   --host HOST                 default 127.0.0.1
   --port PORT                 required unless --url gives it
   --path PATH                 default /
+  --spread PORT,PORT,...      the WebSocket clients connect round-robin to
+                              these ports of --host (client i to the
+                              (i mod n)-th): the nodes of a cluster; the
+                              pusher mode's API calls still go to --port
+                              (not in fanout, whose publisher is a client)
 
 workload:
   --connections N   default 100 (capped by RLIMIT_NOFILE, which is raised
@@ -84,7 +89,9 @@ pusher, pusher-idle:
 output:
   --server-pid PID  also report that process's CPU use over the measured
                     window (from /proc/PID/stat) and, in idle mode, its
-                    memory growth (VmRSS from /proc/PID/status)
+                    memory growth (VmRSS from /proc/PID/status); a list
+                    PID,PID,... (at most 8: a cluster's nodes and Redis)
+                    sums their CPU and reports each (memory: the first's)
   --json            print one JSON object instead of the human summary
   --quiet           no progress lines on stderr
 )";
@@ -106,6 +113,20 @@ bool parse_port(std::string_view text, uint16_t& out) {
   if (!parse_number(text, value) || value == 0 || value > 65535) return false;
   out = static_cast<uint16_t>(value);
   return true;
+}
+
+// A comma-separated list of at most `max` items, each parsed by `one`.
+template <class T, class One>
+bool parse_list(std::string_view text, size_t max, std::vector<T>& out, One&& one) {
+  out.clear();
+  for (;;) {
+    const size_t comma = text.find(',');
+    T item{};
+    if (!one(text.substr(0, comma), item) || out.size() == max) return false;
+    out.push_back(item);
+    if (comma == std::string_view::npos) return true;
+    text.remove_prefix(comma + 1);
+  }
 }
 
 // ws://host[:port][/path]; host may be a bracketed IPv6 literal.
@@ -227,6 +248,8 @@ bool parse_options(int argc, char** argv, Options& out, bool& help) {
       out.host = std::string(value);
     } else if (arg == "--port") {
       ok = parse_port(value, out.port);
+    } else if (arg == "--spread") {
+      ok = parse_list(value, 64, out.spread, [](std::string_view t, uint16_t& p) { return parse_port(t, p); });
     } else if (arg == "--path") {
       out.path = std::string(value);
       out.path_given = true;
@@ -278,8 +301,13 @@ bool parse_options(int argc, char** argv, Options& out, bool& help) {
       ok = parse_number(value, number) && number > 0 && number <= 256;
       out.api_connections = static_cast<size_t>(number);
     } else if (arg == "--server-pid") {
-      ok = parse_number(value, number) && number > 0 && number < (uint64_t{1} << 31);
-      out.server_pid = static_cast<int>(number);
+      ok = parse_list(value, 8, out.server_pids, [](std::string_view t, int& pid) {
+        uint64_t n = 0;
+        if (!parse_number(t, n) || n == 0 || n >= (uint64_t{1} << 31)) return false;
+        pid = static_cast<int>(n);
+        return true;
+      });
+      out.server_pid = ok ? out.server_pids.front() : 0;
     } else {
       return fail("unknown option", arg);
     }
@@ -288,6 +316,7 @@ bool parse_options(int argc, char** argv, Options& out, bool& help) {
   if (out.mode.empty()) return fail("missing mode", "echo, fanout, handshake, idle, pusher or pusher-idle");
   if (out.port == 0) return fail("missing target", "give --port or --url");
   if (out.mode == "fanout") {
+    if (!out.spread.empty()) return fail("--spread is not for fanout", "its publisher is one of the clients");
     if (out.size < 16) return fail("fanout needs --size 16 or more", std::to_string(out.size));
     if (out.counted) return fail("--count is for echo only", "fanout is timed");
   }

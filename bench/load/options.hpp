@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace windlass::load {
 
@@ -11,6 +12,10 @@ struct Options {
   std::string mode;  // echo, fanout, handshake, idle, pusher, pusher-idle
   std::string host = "127.0.0.1";
   uint16_t port = 0;
+  // --spread: the WebSocket clients connect round-robin to these ports of
+  // --host (client i to spread[i % n]); the pusher mode's API calls still
+  // go to --port. Empty: every client to --port.
+  std::vector<uint16_t> spread;
   std::string path = "/";
   bool path_given = false;  // pusher modes: otherwise /app/{key}?protocol=7&...
   size_t connections = 100;
@@ -23,7 +28,8 @@ struct Options {
   bool counted = false;         // echo: --count given, so not timed
   uint64_t count = 0;           // echo: exactly this many round trips per connection
   size_t max_connecting = 256;  // connections in connect/handshake at once
-  int server_pid = 0;           // read this process's CPU time and memory, if set
+  int server_pid = 0;           // read this process's CPU time and memory, if set (the first of --server-pid)
+  std::vector<int> server_pids;  // --server-pid's list: CPU time summed over them (a cluster's nodes, Redis)
   // pusher, pusher-idle: the app, the public channel every subscriber
   // joins, the event name, and how the publisher uses the HTTP API.
   std::string app_id = "app-id";

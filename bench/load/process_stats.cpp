@@ -37,14 +37,21 @@ double read_process_cpu_s(int pid) noexcept {
 
 }  // namespace
 
-CpuSample sample_cpu(int server_pid) noexcept {
+CpuSample sample_cpu(const std::vector<int>& server_pids) noexcept {
   CpuSample s;
   s.wall_ns = monotonic_ns();
   rusage self{};
   getrusage(RUSAGE_SELF, &self);
   s.self_cpu_s = static_cast<double>(self.ru_utime.tv_sec + self.ru_stime.tv_sec) +
                  static_cast<double>(self.ru_utime.tv_usec + self.ru_stime.tv_usec) / 1e6;
-  if (server_pid > 0) s.server_cpu_s = read_process_cpu_s(server_pid);
+  if (server_pids.empty()) return s;
+  s.server_cpu_s = 0;
+  for (const int pid : server_pids) {
+    if (s.servers == CpuSample::kMaxServers) break;
+    const double cpu = read_process_cpu_s(pid);
+    s.each_cpu_s[s.servers++] = cpu;
+    s.server_cpu_s = cpu < 0 || s.server_cpu_s < 0 ? -1 : s.server_cpu_s + cpu;
+  }
   return s;
 }
 

@@ -93,6 +93,16 @@ void print_json(const Report& r, const Options& opts) {
   std::printf("\"size\":%zu,\"binary\":%s,\"pipeline\":%zu,", opts.size, opts.binary ? "true" : "false",
               opts.pipeline);
   if (r.mode == "fanout") std::printf("\"burst\":%zu,\"subscribers\":%zu,", opts.burst, r.opened);
+  if (!opts.spread.empty()) {
+    // Client i went to spread[i % n]: how many each port was given.
+    std::printf("\"spread\":[");
+    for (size_t i = 0; i < opts.spread.size(); ++i) {
+      const size_t n = opts.spread.size();
+      const size_t given = r.connections / n + (i < r.connections % n ? 1 : 0);
+      std::printf("%s{\"port\":%u,\"connections\":%zu}", i ? "," : "", opts.spread[i], given);
+    }
+    std::printf("],");
+  }
   if (r.pusher.present) print_pusher_json(r, opts);
   // pusher: the deliveries of events, not every message (pings, replies).
   const uint64_t messages = r.mode == "pusher" ? r.pusher.deliveries : r.window.messages_received;
@@ -110,6 +120,13 @@ void print_json(const Report& r, const Options& opts) {
   if (server_s >= 0) {
     std::printf("\"server_cpu_s\":%.3f,\"server_cpu_pct\":%.1f,\"work_per_server_cpu_s\":%.1f,", server_s,
                 percent(server_s, secs), server_s > 0 ? static_cast<double>(work_done(r)) / server_s : 0);
+    if (r.window_end.servers > 1) {
+      std::printf("\"server_cpu_s_each\":[");
+      for (size_t i = 0; i < r.window_end.servers; ++i) {
+        std::printf("%s%.3f", i ? "," : "", r.window_end.each_cpu_s[i] - r.window_start.each_cpu_s[i]);
+      }
+      std::printf("],");
+    }
   }
   if (r.server_rss_before >= 0 && r.server_rss_after >= 0) {
     const double per_conn = r.opened ? static_cast<double>(r.server_rss_after - r.server_rss_before) /
