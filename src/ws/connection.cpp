@@ -31,7 +31,7 @@ namespace {
 
 // The slot's header: readable from any thread for as long as the App lives.
 const detail::ConnectionSlotHeader& header_of(const WsConnection* impl) noexcept {
-  return impl->header();
+  return WsConnection::header_of_slot(impl);
 }
 
 // Off the loop thread, the call is copied to the owner loop: the
@@ -110,7 +110,8 @@ void Connection::publish(std::string_view topic, std::string_view data, MessageK
   if (impl_ == nullptr) return;
   // The endpoint and its server outlive the slot's occupants: reading
   // which broker to use is safe from any thread.
-  impl_->server().broker().publish(topic, Message{kind, data}, PublishOptions{.except = id_});
+  WsConnection::header_of_slot(impl_).endpoint->server().broker().publish(topic, Message{kind, data},
+                                                                          PublishOptions{.except = id_});
 }
 
 bool Connection::is_open() const noexcept {

@@ -62,8 +62,12 @@ class WsConnection final : public SocketHandler {
   // kept after its close): read from the header, without a member call on
   // what may be no object.
   static uint64_t id_in_slot(const WsConnection* c) noexcept {
-    return reinterpret_cast<const ConnectionSlotHeader*>(reinterpret_cast<const std::byte*>(c) - kSlotHeaderSize)
-        ->id.load(std::memory_order_relaxed);
+    return header_of_slot(c).id.load(std::memory_order_relaxed);
+  }
+  // The header of `c`'s slot, also when the slot holds no live connection.
+  static ConnectionSlotHeader& header_of_slot(const WsConnection* c) noexcept {
+    return *reinterpret_cast<ConnectionSlotHeader*>(
+        const_cast<std::byte*>(reinterpret_cast<const std::byte*>(c) - kSlotHeaderSize));
   }
   ConnectionSlotHeader& header() const noexcept {
     return *reinterpret_cast<ConnectionSlotHeader*>(reinterpret_cast<std::byte*>(const_cast<WsConnection*>(this)) -
