@@ -45,7 +45,7 @@ void BM_parse_subscribe(benchmark::State& state) {
     benchmark::DoNotOptimize(e);
     benchmark::DoNotOptimize(m);
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kPrivateSubscribe.size()));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(kPrivateSubscribe.size()));
 }
 BENCHMARK(BM_parse_subscribe);
 
@@ -60,7 +60,7 @@ void BM_parse_subscribe_padded(benchmark::State& state) {
     benchmark::DoNotOptimize(e);
     benchmark::DoNotOptimize(m);
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kPrivateSubscribe.size()));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(kPrivateSubscribe.size()));
 }
 BENCHMARK(BM_parse_subscribe_padded);
 
@@ -105,7 +105,7 @@ void BM_parse_client_event(benchmark::State& state) {
     benchmark::DoNotOptimize(e);
     benchmark::DoNotOptimize(m);
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kClientEvent.size()));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(kClientEvent.size()));
 }
 BENCHMARK(BM_parse_client_event);
 
@@ -148,7 +148,7 @@ void BM_parse_api_events(benchmark::State& state) {
     const auto e = parser.parse_events(kApiBody);
     benchmark::DoNotOptimize(e);
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kApiBody.size()));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(kApiBody.size()));
 }
 BENCHMARK(BM_parse_api_events);
 
@@ -191,7 +191,7 @@ void BM_encode_channel_event(benchmark::State& state) {
     ch::append_channel_event(out, "my-event", "private-chat.1", data);
     benchmark::DoNotOptimize(out.data());
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * data.size()));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(data.size()));
 }
 BENCHMARK(BM_encode_channel_event)->Arg(20)->Arg(1024)->Arg(10240);
 
@@ -204,7 +204,7 @@ void BM_encode_channel_event_raw(benchmark::State& state) {
     ch::append_channel_event_json(out, "my-event", "private-chat.1", literal);
     benchmark::DoNotOptimize(out.data());
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * literal.size()));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(literal.size()));
 }
 BENCHMARK(BM_encode_channel_event_raw)->Arg(20)->Arg(1024)->Arg(10240);
 
