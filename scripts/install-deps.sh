@@ -7,11 +7,8 @@ set -euo pipefail
 # Build: compilers, CMake, and the libraries DESIGN.md names.
 build_pkgs=(g++ cmake ninja-build make pkg-config libssl-dev zlib1g-dev
             libgtest-dev libgmock-dev libbenchmark-dev libspdlog-dev libfmt-dev
-<<<<<<< HEAD
-            libtomlplusplus-dev libcli11-dev libsystemd-dev libcurl4-openssl-dev)
-=======
-            libtomlplusplus-dev libcli11-dev libsystemd-dev libsimdjson-dev)
->>>>>>> pusher-core
+            libtomlplusplus-dev libcli11-dev libsystemd-dev libcurl4-openssl-dev libsimdjson-dev
+            liburing-dev)
 # Tests: sanitizer and fuzzer runtimes, real clients, a real browser.
 test_pkgs=(clang-14 libclang-rt-14-dev python3 python3-websockets openssl
            chromium fonts-liberation procps nginx supervisor systemd strace
