@@ -85,7 +85,7 @@ struct Config {
 Config load_config(const std::filesystem::path& file);
 
 // The keys that environment variables and flags may override.
-enum class OverrideKey : uint8_t { host, port, threads, log_level, log_format };
+enum class OverrideKey : uint8_t { host, port, threads, io, log_level, log_format };
 
 // Applies one override, validated as strictly as the file's key; `origin`
 // names where it came from ("WINDLASS_PORT" or "--port") for the message.
