@@ -490,6 +490,7 @@ void Socket::on_recv_done(void* socket, int32_t res, uint32_t flags) {
   } else if (res == -ENOBUFS) {
     // This turn's receives used every buffer. They are back by the next
     // turn's enter, which re-arms this one; the bytes wait in the kernel.
+    ++server.receive_rearms_;
     s->arm_recv();
   } else if (res == -EINTR || res == -EAGAIN) {
     if (!more) s->arm_recv();

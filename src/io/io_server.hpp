@@ -276,6 +276,12 @@ class IoServer {
   uint32_t clock_ms() const noexcept;
   // The sizes of what a connection costs here, for tests and RESULTS.md.
   size_t socket_slots() const noexcept { return sockets_.capacity(); }
+  // Slots in use: open sockets, and (io_uring) closed ones whose last
+  // completions have not come yet. Loop thread.
+  size_t sockets_in_use() const noexcept { return sockets_.live() - graveyard_.size(); }
+  // io_uring: receives re-armed because a turn used every receive buffer
+  // (ENOBUFS). Loop thread.
+  uint64_t receive_rearms() const noexcept { return receive_rearms_; }
   std::unique_ptr<Socket::Extra> take_extra();
   void give_extra(std::unique_ptr<Socket::Extra> extra);
 
@@ -314,6 +320,7 @@ class IoServer {
   std::vector<Socket*> dirty_;      // sockets with bytes queued this turn
   std::vector<Socket*> graveyard_;  // closed this turn, freed before the loop waits
   int reserve_fd_ = -1;             // spent to shed a connection when out of descriptors
+  uint64_t receive_rearms_ = 0;
   Loop::TimerId sweep_timer_ = 0;
 };
 
