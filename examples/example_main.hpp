@@ -84,6 +84,10 @@ inline Args parse_args(int argc, char** argv, Args defaults) {
       usage(argv[0], ("unknown flag " + flag).c_str());
     }
   }
+  if (a.server.io == windlass::IoBackend::io_uring && !windlass::Loop::io_uring_unavailable().empty()) {
+    std::fprintf(stderr, "error: io_uring: %s\n", windlass::Loop::io_uring_unavailable().c_str());
+    std::exit(1);
+  }
   return a;
 }
 

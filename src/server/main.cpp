@@ -199,7 +199,8 @@ int serve(const ws::Config& config) {
     listening += (listening.empty() ? "" : "; ") + line;
   }
   std::fflush(stdout);
-  log.info("{} ({} event loop{})", listening, app.thread_count(), app.thread_count() == 1 ? "" : "s");
+  log.info("{} ({} event loop{} on {})", listening, app.thread_count(), app.thread_count() == 1 ? "" : "s",
+           windlass::to_string(app.loop().backend()));
 
   // Posted, so READY=1 is sent by the running loop, not merely a bound socket.
   app.loop().post([&] {
