@@ -42,6 +42,10 @@ workload:
   --pipeline K      messages in flight per connection, default 1
   --burst K         fanout: messages per burst, written in one send,
                     default 1 (light); 32 queues 32 per subscriber (heavy)
+  --rate R          fanout: publish R messages a second (a burst every
+                    burst/R s) whether or not the last ones have arrived,
+                    like a chat room's steady traffic; default 0: the next
+                    burst waits until every subscriber has the last one
   --duration SEC    measured time, default 10
   --warmup SEC      unmeasured time before it, default 2
   --count N         echo: exactly N round trips per connection, then close
@@ -53,6 +57,10 @@ output:
   --server-pid PID  also report that process's CPU use over the measured
                     window (from /proc/PID/stat) and, in idle mode, its
                     memory growth (VmRSS from /proc/PID/status)
+  --count-syscalls  with --server-pid: also count the server's system calls
+                    over the window (perf's raw_syscalls:sys_enter
+                    tracepoint; root or perf_event_paranoid <= 1), reported
+                    as calls per unit of work
   --json            print one JSON object instead of the human summary
   --quiet           no progress lines on stderr
 )";
@@ -139,6 +147,10 @@ bool parse_options(int argc, char** argv, Options& out, bool& help) {
       out.json = true;
       continue;
     }
+    if (arg == "--count-syscalls") {
+      out.count_syscalls = true;
+      continue;
+    }
     if (arg == "--quiet") {
       out.quiet = true;
       continue;
@@ -169,6 +181,8 @@ bool parse_options(int argc, char** argv, Options& out, bool& help) {
     } else if (arg == "--burst") {
       ok = parse_number(value, number) && number > 0 && number <= 4096;
       out.burst = static_cast<size_t>(number);
+    } else if (arg == "--rate") {
+      ok = parse_number(value, out.rate) && out.rate <= 10'000'000;
     } else if (arg == "--duration") {
       ok = parse_number(value, out.duration_s);
     } else if (arg == "--warmup") {
@@ -188,6 +202,7 @@ bool parse_options(int argc, char** argv, Options& out, bool& help) {
     if (!ok) return fail("bad value", std::string(arg) + " " + std::string(value));
   }
   if (out.mode.empty()) return fail("missing mode", "echo, fanout, handshake or idle");
+  if (out.count_syscalls && out.server_pid == 0) return fail("--count-syscalls needs", "--server-pid");
   if (out.port == 0) return fail("missing target", "give --port or --url");
   if (out.mode == "fanout") {
     if (out.size < 16) return fail("fanout needs --size 16 or more", std::to_string(out.size));

@@ -17,12 +17,14 @@ struct Options {
   bool binary = false;
   size_t pipeline = 1;  // messages in flight per connection
   size_t burst = 1;     // fanout: messages per publish burst
+  uint64_t rate = 0;    // fanout: messages per second, sent whether or not the last arrived; 0: closed loop
   double duration_s = 10;
   double warmup_s = 2;
   bool counted = false;         // echo: --count given, so not timed
   uint64_t count = 0;           // echo: exactly this many round trips per connection
   size_t max_connecting = 256;  // connections in connect/handshake at once
   int server_pid = 0;           // read this process's CPU time and memory, if set
+  bool count_syscalls = false;  // and count its system calls over the window
   bool json = false;
   bool quiet = false;  // no progress lines on stderr
 };

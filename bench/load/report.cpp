@@ -56,7 +56,10 @@ void print_json(const Report& r, const Options& opts) {
               r.connections < r.requested_connections ? "true" : "false", r.opened);
   std::printf("\"size\":%zu,\"binary\":%s,\"pipeline\":%zu,", opts.size, opts.binary ? "true" : "false",
               opts.pipeline);
-  if (r.mode == "fanout") std::printf("\"burst\":%zu,\"subscribers\":%zu,", opts.burst, r.opened);
+  if (r.mode == "fanout") {
+    std::printf("\"burst\":%zu,\"rate\":%llu,\"subscribers\":%zu,", opts.burst,
+                static_cast<unsigned long long>(opts.rate), r.opened);
+  }
   std::printf("\"seconds\":%.3f,\"messages_sent\":%llu,\"messages\":%llu,\"messages_per_s\":%.1f,", secs,
               static_cast<unsigned long long>(r.window.messages_sent),
               static_cast<unsigned long long>(r.window.messages_received),
@@ -72,6 +75,16 @@ void print_json(const Report& r, const Options& opts) {
   if (server_s >= 0) {
     std::printf("\"server_cpu_s\":%.3f,\"server_cpu_pct\":%.1f,\"work_per_server_cpu_s\":%.1f,", server_s,
                 percent(server_s, secs), server_s > 0 ? static_cast<double>(work_done(r)) / server_s : 0);
+  }
+  if (server_s >= 0) {
+    std::printf("\"server_user_s\":%.3f,\"server_system_s\":%.3f,",
+                r.window_end.server_user_s - r.window_start.server_user_s,
+                r.window_end.server_system_s - r.window_start.server_system_s);
+  }
+  if (r.server_syscalls >= 0) {
+    std::printf("\"server_syscalls\":%lld,\"server_syscalls_per_work\":%.4f,",
+                static_cast<long long>(r.server_syscalls),
+                work_done(r) > 0 ? static_cast<double>(r.server_syscalls) / static_cast<double>(work_done(r)) : 0);
   }
   if (r.server_rss_before >= 0 && r.server_rss_after >= 0) {
     const double per_conn = r.opened ? static_cast<double>(r.server_rss_after - r.server_rss_before) /
@@ -113,9 +126,10 @@ void print_human(const Report& r, const Options& opts) {
         per_second(r.window.payload_bytes_received, secs) / 1e6);
   } else if (r.mode == "fanout") {
     std::printf(
-        "fanout: %zu subscribers, %zu B %s, burst %zu, %.2f s: %.0f deliveries/s (%.0f messages "
+        "fanout: %zu subscribers, %zu B %s, burst %zu, %s%.2f s: %.0f deliveries/s (%.0f messages "
         "published/s)\n",
-        r.opened, opts.size, opts.binary ? "binary" : "text", opts.burst, secs,
+        r.opened, opts.size, opts.binary ? "binary" : "text", opts.burst,
+        opts.rate == 0 ? "closed loop, " : ("paced at " + std::to_string(opts.rate) + " msg/s, ").c_str(), secs,
         per_second(r.window.messages_received, secs), per_second(r.window.messages_sent, secs));
   } else if (r.mode == "handshake") {
     std::printf("handshake: %zu concurrent, %.2f s: %.0f handshakes/s\n", r.connections, secs,
@@ -140,6 +154,11 @@ void print_human(const Report& r, const Options& opts) {
     std::printf("  server CPU %.0f%%, load generator CPU %.0f%%\n", percent(server_s, secs), client_pct);
   } else {
     std::printf("  load generator CPU %.0f%%\n", client_pct);
+  }
+  if (r.server_syscalls >= 0 && work_done(r) > 0) {
+    std::printf("  server system calls: %lld, %.3f per %s\n", static_cast<long long>(r.server_syscalls),
+                static_cast<double>(r.server_syscalls) / static_cast<double>(work_done(r)),
+                r.mode == "handshake" ? "handshake" : r.mode == "fanout" ? "delivery" : "message");
   }
   if (r.server_rss_before >= 0 && r.server_rss_after >= 0 && r.opened > 0) {
     std::printf(
