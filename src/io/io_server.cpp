@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -569,9 +570,11 @@ struct IoServer::Listener final : IoHandler {
   int fd;
   std::shared_ptr<tls::TlsContext> tls;
   std::shared_ptr<const std::string> plain_answer;
-  // io_uring: its multishot accept, queued or in the kernel.
+  // io_uring: its multishot accept (or, out of descriptors, its poll),
+  // queued or in the kernel.
   Uring::Queued accept_sqe;
   bool accept_armed = false;
+  bool polling = false;  // waiting for a pending connection before accepting again
   bool closing = false;
   Listener(IoServer& s, int f, std::shared_ptr<tls::TlsContext> t, std::string answer)
       : server(s), fd(f), tls(std::move(t)), plain_answer(std::make_shared<const std::string>(std::move(answer))) {}
@@ -692,7 +695,7 @@ void IoServer::on_accept_done(void* listener, int32_t res, uint32_t flags) {
   const bool more = (flags & IORING_CQE_F_MORE) != 0;
   if (!more) l->accept_armed = false;
   if (l->closing) {
-    if (res >= 0) ::close(res);  // accepted just before the cancel: we stopped accepting
+    if (res >= 0 && !l->polling) ::close(res);  // accepted just before the cancel: we stopped accepting
     if (!more) {
       auto& v = server.closing_listeners_;
       for (auto it = v.begin(); it != v.end(); ++it) {
@@ -704,7 +707,9 @@ void IoServer::on_accept_done(void* listener, int32_t res, uint32_t flags) {
     }
     return;
   }
-  if (res >= 0) {
+  if (l->polling) {
+    l->polling = false;  // a connection waits (or the poll failed): accept again
+  } else if (res >= 0) {
     // Multishot accept has nowhere to put each peer's address.
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
@@ -714,6 +719,17 @@ void IoServer::on_accept_done(void* listener, int32_t res, uint32_t flags) {
     log_warn("io: accept: {} (limit reached at {} connections); shedding a connection", std::strerror(-res),
              server.connection_count());
     server.shed_one(l->fd);
+    // The kernel fails an accept for want of a descriptor before it looks
+    // for a connection: armed again now, it would fail at once, every turn.
+    // A poll waits for the next connection instead (epoll's level-triggered
+    // readiness, which sheds one pending connection per wake-up too).
+    io_uring_sqe* sqe = server.uring_->sqe();
+    io_uring_prep_poll_add(sqe, l->fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, Uring::user_data(l, UringOp::accept));
+    l->accept_sqe = server.uring_->queued(sqe);
+    l->accept_armed = true;
+    l->polling = true;
+    return;
   } else if (res != -EAGAIN && res != -EINTR && res != -ECONNABORTED) {
     log_warn("io: accept: {}", std::strerror(-res));
   }
@@ -723,6 +739,7 @@ void IoServer::on_accept_done(void* listener, int32_t res, uint32_t flags) {
 void IoServer::shed_one(int listen_fd) {
   // Out of descriptors: the pending connection would wake us forever.
   // Spend the reserve descriptor to accept and close it, then re-arm.
+  ++accepts_refused_;
   if (reserve_fd_ < 0) return;
   ::close(reserve_fd_);
   int shed = ::accept(listen_fd, nullptr, nullptr);

@@ -282,6 +282,9 @@ class IoServer {
   // io_uring: receives re-armed because a turn used every receive buffer
   // (ENOBUFS). Loop thread.
   uint64_t receive_rearms() const noexcept { return receive_rearms_; }
+  // Times an accept failed for want of a descriptor (each sheds at most one
+  // pending connection). Loop thread.
+  uint64_t accepts_refused() const noexcept { return accepts_refused_; }
   std::unique_ptr<Socket::Extra> take_extra();
   void give_extra(std::unique_ptr<Socket::Extra> extra);
 
@@ -321,6 +324,7 @@ class IoServer {
   std::vector<Socket*> graveyard_;  // closed this turn, freed before the loop waits
   int reserve_fd_ = -1;             // spent to shed a connection when out of descriptors
   uint64_t receive_rearms_ = 0;
+  uint64_t accepts_refused_ = 0;
   Loop::TimerId sweep_timer_ = 0;
 };
 

@@ -11,6 +11,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -341,6 +343,51 @@ TEST_P(IoServerTest, linger_ends_at_its_deadline_for_a_peer_that_never_closes) {
   EXPECT_LT(std::chrono::steady_clock::now() - asked, 2s);
   c.read(1, 2s);
   EXPECT_TRUE(c.eof || c.error != 0);
+}
+
+// Out of descriptors, the pending connection would make every accept fail
+// again: the server spends its reserve descriptor to accept and close it
+// (on io_uring, the multishot accept's completion says EMFILE), and serves
+// again once descriptors are free. The limit is lowered before the loop
+// runs: the kernel takes a multishot accept's limit when it is armed.
+TEST_P(IoServerTest, out_of_descriptors_sheds_connections_and_recovers) {
+  auto server = make();
+  server->on_accept = [&](Conn& conn) {
+    conn.on_bytes = [](Socket& s, std::string_view bytes) { s.write(bytes.data(), bytes.size()); };
+  };
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+  size_t open_now = 0;
+  for (int fd = 0; fd < 65536; ++fd) open_now += ::fcntl(fd, F_GETFD) >= 0 ? 1u : 0u;
+  struct Restore {
+    rlimit limit;
+    ~Restore() { ::setrlimit(RLIMIT_NOFILE, &limit); }
+  } restore{old};
+  rlimit tight = old;
+  tight.rlim_cur = open_now + 12;  // a few clients, and fewer accepted sockets than clients
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+  server->start();
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 12; ++i) {
+    auto c = std::make_unique<Client>(server->port);
+    if (!c->connected) break;
+    clients.push_back(std::move(c));
+  }
+  ASSERT_GE(clients.size(), 4u);
+  std::this_thread::sleep_for(200ms);
+  const size_t accepted = server->on_loop([&] { return server->io->connection_count(); });
+  EXPECT_LT(accepted, clients.size()) << "the limit left room for every connection";
+  // Refused once per connection shed, not once per turn while at the limit.
+  const uint64_t refused = server->on_loop([&] { return server->io->accepts_refused(); });
+  EXPECT_GE(refused, 1u);
+  EXPECT_LE(refused, clients.size());
+  ::setrlimit(RLIMIT_NOFILE, &old);
+  clients.clear();
+  EXPECT_TRUE(server->wait_until([&] { return server->io->connection_count() == 0; }));
+  Client c(server->port);
+  ASSERT_TRUE(c.connected);
+  ASSERT_TRUE(c.send_all("after"));
+  EXPECT_EQ(c.read(5), "after");
 }
 
 // Set once on the listener, inherited by every socket it accepts.
