@@ -197,7 +197,10 @@ class FanoutWorkload final : public Workload {
   int wait_ms(uint64_t now_ns, int most) const noexcept {
     if (!sending_ || opts_.rate == 0) return most;
     if (next_burst_ns_ <= now_ns) return 0;
-    return static_cast<int>(std::min<uint64_t>((next_burst_ns_ - now_ns) / 1'000'000, static_cast<uint64_t>(most)));
+    // Rounded up: a burst due within the millisecond waits for poll's next
+    // tick instead of a busy loop (tick() sends every burst due by then).
+    return static_cast<int>(
+        std::min<uint64_t>((next_burst_ns_ - now_ns + 999'999) / 1'000'000, static_cast<uint64_t>(most)));
   }
   void stop() noexcept { sending_ = false; }
   bool all_delivered() const noexcept { return delivered_ == subscribers_ * published_; }
