@@ -24,7 +24,8 @@
 #   windlass.pc           prefix= is the install prefix
 #   windlass.toml         the static route's root -> P/share/windlass/public
 #                         (the source file's "../examples/chat/public" is
-#                         relative to deploy/). An existing, different
+#                         relative to deploy/); the demo room's routes into
+#                         node_modules left out. An existing, different
 #                         windlass.toml is kept; the new one goes beside it
 #                         as windlass.toml.default.
 #   windlass.service      copied as is for P=/usr; for another prefix its
@@ -79,11 +80,16 @@ install(TARGETS windlass windlass_proto
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-# http_client.hpp belongs to windlass_http_client (libcurl), which is not
-# installed or exported yet: its header stays out until the library goes in.
+# The application libraries are not installed or exported yet, so their
+# headers stay out until the libraries go in: http_client.hpp
+# (windlass_http_client, libcurl), auth.hpp (windlass_auth, libjwt),
+# redis.hpp and amqp.hpp (windlass_redis, windlass_amqp: hiredis,
+# librabbitmq), channels.hpp (windlass_channels, the Pusher hub).
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/windlass
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev
-  FILES_MATCHING PATTERN "*.hpp" PATTERN "http_client.hpp" EXCLUDE)
+  FILES_MATCHING PATTERN "*.hpp"
+  PATTERN "http_client.hpp" EXCLUDE PATTERN "auth.hpp" EXCLUDE PATTERN "redis.hpp" EXCLUDE
+  PATTERN "amqp.hpp" EXCLUDE PATTERN "channels.hpp" EXCLUDE)
 install(EXPORT windlassTargets
   NAMESPACE windlass::
   FILE windlassTargets.cmake
@@ -162,6 +168,18 @@ string(CONFIGURE [==[
     if(_wl_new STREQUAL _wl_c)
       message(WARNING "windlass.toml: no 'root = \".../examples/chat/public\"' to point at "
                       "${_wl_share}/public; installed unchanged")
+    endif()
+    # The demo room's libraries are served from the source tree's node_modules:
+    # an installed server has none, so their routes are left out.
+    set(_wl_end "# END demo room libraries\n")
+    string(FIND "${_wl_new}" "# BEGIN demo room libraries" _wl_b)
+    string(FIND "${_wl_new}" "${_wl_end}" _wl_e)
+    if(_wl_b GREATER -1 AND _wl_e GREATER _wl_b)
+      string(LENGTH "${_wl_end}" _wl_l)
+      math(EXPR _wl_e "${_wl_e} + ${_wl_l}")
+      string(SUBSTRING "${_wl_new}" 0 ${_wl_b} _wl_head)
+      string(SUBSTRING "${_wl_new}" ${_wl_e} -1 _wl_tail)
+      set(_wl_new "${_wl_head}${_wl_tail}")
     endif()
     file(WRITE "@_wl_gen@/windlass.toml" "${_wl_new}")
     # An operator's edited config is never overwritten by a plain install

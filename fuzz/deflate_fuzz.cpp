@@ -77,7 +77,7 @@ void fuzz_inflate(uint8_t setup, std::string_view data) {
   const size_t half = data.size() / 2;
   const std::vector<std::string_view> payloads = {data.substr(0, half), data.substr(half)};
   const Inflated whole = inflate_all(config, payloads, 0);
-  const size_t cut = 1 + (data.empty() ? 0 : static_cast<uint8_t>(data[0]) % 17);
+  const size_t cut = 1 + (data.empty() ? size_t{0} : size_t{static_cast<uint8_t>(data[0])} % 17);
   const Inflated split = inflate_all(config, payloads, cut);
   check(split.error == whole.error);
   check(split.messages == whole.messages);

@@ -8,15 +8,26 @@ set -euo pipefail
 build_pkgs=(g++ cmake ninja-build make pkg-config libssl-dev zlib1g-dev
             libgtest-dev libgmock-dev libbenchmark-dev libspdlog-dev libfmt-dev
             libtomlplusplus-dev libcli11-dev libsystemd-dev libcurl4-openssl-dev libsimdjson-dev
-            liburing-dev)
-# Tests: sanitizer and fuzzer runtimes, real clients, a real browser.
+            libjwt-dev nlohmann-json3-dev libhiredis-dev librabbitmq-dev liburing-dev)
+# Tests: sanitizer and fuzzer runtimes, real clients, a real browser, real
+# Redis and RabbitMQ servers, and PHP publishers (php-redis with Laravel's
+# broadcasting, php-amqp).
 test_pkgs=(clang-14 libclang-rt-14-dev python3 python3-websockets openssl
            chromium fonts-liberation procps nginx supervisor systemd strace
-           prometheus dpkg-dev libboost-dev libwebsocketpp-dev)
+           prometheus dpkg-dev libboost-dev libwebsocketpp-dev php-cli
+           redis-server redis-tools php-redis php-illuminate-broadcasting php-illuminate-redis
+           php-illuminate-container rabbitmq-server php-amqp)
+
+# The demo room (make room, docs/push-from-php.md): php-cli for its web
+# app's side, and Node's npm for pusher-js and Laravel Echo.
+demo_pkgs=(php-cli)
 
 want=("${build_pkgs[@]}")
-if [ "${1:-}" = "--with-test" ]; then
-  want+=("${test_pkgs[@]}")
+case "${1:-}" in
+  --with-test) want+=("${test_pkgs[@]}") ;;
+  --with-demo) want+=("${demo_pkgs[@]}") ;;
+esac
+if [ "${1:-}" = "--with-test" ] || [ "${1:-}" = "--with-demo" ]; then
   # Node.js may come from another package than Debian's (the NodeSource
   # "nodejs" provides npm and conflicts with Debian's "npm"), so the commands
   # are checked, not the packages. playwright-core needs Node 20 or newer.
@@ -41,8 +52,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# npm clients for the tests (ws, playwright-core), pinned by package-lock.json.
-if [ "${1:-}" = "--with-test" ]; then
+# npm clients for the tests (ws, playwright-core, pusher-js, laravel-echo, pusher),
+# pinned by package-lock.json; the demo room's pages use two of them.
+if [ "${1:-}" = "--with-test" ] || [ "${1:-}" = "--with-demo" ]; then
   here=$(cd "$(dirname "$0")/.." && pwd)
   stamp="$here/node_modules/.windlass-lock"
   if [ ! -f "$stamp" ] || ! cmp -s "$here/package-lock.json" "$stamp"; then

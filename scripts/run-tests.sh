@@ -74,13 +74,15 @@ stage_asan() {
 stage_tsan() {
   mkdir -p build
   if configure_build build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWINDLASS_SANITIZE=thread -DWINDLASS_BENCH=OFF \
-      -- windlass_unit_tests windlass-echo windlass-chat windlass-io-probe; then
+      -- windlass_unit_tests windlass-echo windlass-chat windlass-auth-test-server windlass-io-probe; then
     # The unit tests are where threads meet (Loop::post, cross-thread send,
     # the threaded App). The servers run one loop per core, so the
-    # conformance suite and the chat room (a topic published across loops)
-    # run under TSan too, with real sockets and real clients.
+    # conformance suite, the chat room (a topic published across loops) and
+    # the auth proxy (checks shared across loops) run under TSan too, with
+    # real sockets and real clients.
     run_ctest tsan build/tsan -j "$jobs" -L unit
-    run_ctest tsan-servers build/tsan -R '^(io_uring\.)?(conformance\.conformance_test|integration\.chat_python_test)$'
+    run_ctest tsan-servers build/tsan \
+      -R '^(io_uring\.)?(conformance\.conformance_test|integration\.chat_python_test|integration\.auth_proxy_test)$'
   else
     echo "== tsan: build failed"; failed=$((failed + 1)); failed_stages+=(tsan-build)
   fi

@@ -96,7 +96,8 @@ RequestCopy::RequestCopy(const Request& r) {
   bytes_ = std::make_unique<char[]>(total == 0 ? 1 : total);
   char* at = bytes_.get();
   auto keep = [&at](std::string_view s) {
-    std::memcpy(at, s.data(), s.size());
+    // An empty view may have no data at all (memcpy from null is undefined).
+    if (!s.empty()) std::memcpy(at, s.data(), s.size());
     std::string_view v(at, s.size());
     at += s.size();
     return v;

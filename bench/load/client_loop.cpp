@@ -28,6 +28,9 @@ constexpr size_t kMaxResponseHead = 8 * 1024;
 // A client stuck this long in connect, upgrade or close is given up on.
 constexpr uint64_t kStuckAfterNs = 10'000'000'000;
 constexpr int kMaxEventsPerPoll = 512;
+// Set in the epoll data of a Watcher (a Client pointer, aligned, never has it).
+constexpr uint64_t kWatcherTag = 1;
+static_assert(alignof(Client) > 1 && alignof(Watcher) > 1, "the tag bit must be free in both pointers");
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
@@ -153,7 +156,7 @@ void Stats::reset_window() noexcept {
 
 uint64_t Stats::errors() const noexcept {
   return connect_errors + handshake_errors + protocol_errors + echo_mismatches + delivery_errors +
-         unexpected_closes + timeouts;
+         subscribe_errors + api_errors + unexpected_closes + timeouts;
 }
 
 // ---------------------------------------------------------------- Client
@@ -304,6 +307,20 @@ uint32_t ClientLoop::random_u32() noexcept {
   return static_cast<uint32_t>((rng_state_ * 0x2545F4914F6CDD1DULL) >> 32);
 }
 
+bool ClientLoop::watch(int fd, uint32_t events, Watcher& watcher) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = reinterpret_cast<uint64_t>(&watcher) | kWatcherTag;
+  return epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
+bool ClientLoop::rewatch(int fd, uint32_t events, Watcher& watcher) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = reinterpret_cast<uint64_t>(&watcher) | kWatcherTag;
+  return epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) == 0;
+}
+
 void ClientLoop::abort(std::string reason) {
   if (abort_reason_.empty()) abort_reason_ = std::move(reason);
 }
@@ -397,9 +414,13 @@ void ClientLoop::poll(int timeout_ms) {
   const int n = epoll_wait(epoll_fd_, events, kMaxEventsPerPoll, timeout_ms);
   if (n < 0 && errno != EINTR) abort(std::string("epoll_wait: ") + std::strerror(errno));
   for (int i = 0; i < n; ++i) {
-    Client& c = *static_cast<Client*>(events[i].data.ptr);
     const uint32_t what = events[i].events;
     now_ns_ = monotonic_ns();
+    if ((events[i].data.u64 & kWatcherTag) != 0) {
+      reinterpret_cast<Watcher*>(events[i].data.u64 & ~kWatcherTag)->on_events(what);
+      continue;
+    }
+    Client& c = *static_cast<Client*>(events[i].data.ptr);
     if (c.state_ == ClientState::connecting) {
       on_connected(c);
       continue;

@@ -63,7 +63,9 @@ struct Stats {
   uint64_t handshake_errors = 0;   // no valid 101 answer
   uint64_t protocol_errors = 0;    // invalid frames from the server
   uint64_t echo_mismatches = 0;    // a reply that was not what was sent
-  uint64_t delivery_errors = 0;    // fanout: a message lost, reordered, corrupted or sent to its publisher
+  uint64_t delivery_errors = 0;    // fanout, pusher: a message lost, reordered, corrupted, misdirected
+  uint64_t subscribe_errors = 0;   // pusher: no connection_established, a pusher:error
+  uint64_t api_errors = 0;         // pusher: an API call failed (status, connection, answer)
   uint64_t unexpected_closes = 0;  // the server closed (or dropped) a connection we did not close
   uint64_t timeouts = 0;           // stuck in connect, upgrade or close too long
   std::map<uint16_t, uint64_t> server_close_codes;  // codes in the server's close frames
@@ -75,6 +77,16 @@ struct Stats {
 enum class ClientState : uint8_t { idle, connecting, handshaking, open, closing };
 
 class ClientLoop;
+
+// Another descriptor on the loop's epoll set, besides the WebSocket
+// clients: the pusher mode's HTTP API connections. Called with the epoll
+// events; a watcher whose descriptor was closed in the same poll may still
+// be called once and must ignore it.
+class Watcher {
+ public:
+  virtual ~Watcher() = default;
+  virtual void on_events(uint32_t events) = 0;
+};
 
 class Client {
  public:
@@ -182,6 +194,12 @@ class ClientLoop {
   size_t size() const noexcept { return clients_.size(); }
   Stats& stats() noexcept { return stats_; }
   uint64_t now_ns() const noexcept { return now_ns_; }
+
+  // Adds `fd` to the epoll set for `events` (EPOLLIN, EPOLLOUT), or changes
+  // what it waits for; closing the descriptor removes it. False when
+  // epoll_ctl fails (errno says why).
+  bool watch(int fd, uint32_t events, Watcher& watcher);
+  bool rewatch(int fd, uint32_t events, Watcher& watcher);
 
   // Stops the run: a mode's loop checks aborted() and the reason is
   // reported. The first reason wins.

@@ -175,7 +175,7 @@ class FanoutWorkload final : public Workload {
       publish_burst();
       return;
     }
-    interval_ns_ = std::max<uint64_t>(1, opts_.burst * 1'000'000'000ull / opts_.rate);
+    interval_ns_ = std::max<uint64_t>(1, static_cast<uint64_t>(static_cast<double>(opts_.burst) * 1e9 / opts_.rate));
     next_burst_ns_ = monotonic_ns();
     last_delivery_ns_ = next_burst_ns_;
     tick(next_burst_ns_);

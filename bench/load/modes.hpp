@@ -25,6 +25,11 @@ void run_idle(const Options& opts, const Target& target, Report& report);
 // One publisher, N subscribers: bursts of --burst messages, each to be
 // received by every subscriber before the next burst goes out.
 void run_fanout(const Options& opts, const Target& target, Report& report);
+// A Pusher-protocol server: N subscribers of one public channel, events
+// published through the signed HTTP API (mode_pusher.cpp).
+void run_pusher(const Options& opts, const Target& target, Report& report);
+// The same subscribers held idle, to weigh the server's memory.
+void run_pusher_idle(const Options& opts, const Target& target, Report& report);
 
 // Phases the modes share.
 

@@ -25,6 +25,17 @@ modes:
               reports handshakes/s and connect-to-101 latency
   idle        open N connections and hold them for --duration seconds;
               with --server-pid, reports the server's memory per connection
+  pusher      a Pusher-protocol server (windlass-server's channels hub,
+              Soketi): N subscribers connect to /app/{key}?protocol=7 and
+              subscribe to one public channel; a publisher POSTs signed
+              events to the HTTP API (/apps/{id}/events), at --rate or
+              unthrottled, each carrying its sequence number and send time
+              in its data; every subscriber checks order, loss and content;
+              reports deliveries/s, publish-to-receipt latency, API calls
+              and the API connections they needed
+  pusher-idle N connections each subscribed to the channel, held for
+              --duration seconds; with --server-pid, the server's memory
+              per subscribed connection
 
 target:
   --url ws://HOST:PORT/PATH   or the three below
@@ -52,6 +63,27 @@ workload:
                     and exit (no warmup; N may be 0 for a baseline of just
                     the handshakes and closes); for instruction counts
   --max-connecting C  connections in connect/handshake at once, default 256
+
+pusher, pusher-idle:
+  --app-id ID         default app-id (the API path /apps/ID/events)
+  --app-key KEY       default app-key (the endpoint /app/KEY and auth_key)
+  --app-secret SECRET default app-secret (signs every API call)
+  --channel NAME      public channel, default bench
+  --event NAME        event name, default bench-event
+  --size BYTES        of each event's data string (JSON text with the
+                      sequence numbers, send time and filler), default 100,
+                      at least 100
+  --rate R            publishes per second, in bursts of --burst at once
+                      (every burst/R seconds); default 0: unthrottled, as
+                      fast as the API answers, with at most --window
+                      publishes not yet received by every subscriber
+  --window W          unthrottled: default 64
+  --api-connections L HTTP connections to the API, each with one request in
+                      flight, default 1; a burst spreads over them
+  --api-close         send Connection: close on every call (by default the
+                      publisher asks for keep-alive; a server that closes
+                      anyway is counted, and the connection reopened)
+  --path PATH         default /app/KEY?protocol=7&client=windlass-load&version=1.0
 
 output:
   --server-pid PID  also report that process's CPU use over the measured
@@ -117,6 +149,41 @@ bool parse_url(std::string_view url, Options& out) {
   return parse_port(port_text, out.port);
 }
 
+// Pusher app ids and keys: [-a-zA-Z0-9_.], so they need no escaping in a
+// path or a query.
+bool is_plain_id(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 128) return false;
+  for (const char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// A public channel: [-a-zA-Z0-9_=@,.;], at most 164, and no prefix that
+// needs an auth signature.
+bool is_public_channel(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 164) return false;
+  if (s.starts_with("private-") || s.starts_with("presence-")) return false;
+  for (const char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '_' || c == '=' || c == '@' || c == ',' || c == '.' || c == ';';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// An event name written into JSON as is: no quote, backslash or control
+// character.
+bool is_plain_event(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 200) return false;
+  for (const char c : s) {
+    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) return false;
+  }
+  return true;
+}
+
 bool fail(const char* what, std::string_view arg) {
   std::fprintf(stderr, "windlass-load: %s: %.*s\n\n%s", what, static_cast<int>(arg.size()), arg.data(),
                kUsage);
@@ -127,6 +194,7 @@ bool fail(const char* what, std::string_view arg) {
 
 bool parse_options(int argc, char** argv, Options& out, bool& help) {
   help = false;
+  bool size_given = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "-h" || arg == "--help") {
@@ -151,6 +219,10 @@ bool parse_options(int argc, char** argv, Options& out, bool& help) {
       out.count_syscalls = true;
       continue;
     }
+    if (arg == "--api-close") {
+      out.api_close = true;
+      continue;
+    }
     if (arg == "--quiet") {
       out.quiet = true;
       continue;
@@ -162,12 +234,14 @@ bool parse_options(int argc, char** argv, Options& out, bool& help) {
     bool ok = true;
     if (arg == "--url") {
       ok = parse_url(value, out);
+      out.path_given = value.find('/', 5) != std::string_view::npos;
     } else if (arg == "--host") {
       out.host = std::string(value);
     } else if (arg == "--port") {
       ok = parse_port(value, out.port);
     } else if (arg == "--path") {
       out.path = std::string(value);
+      out.path_given = true;
       ok = !out.path.empty() && out.path.front() == '/';
     } else if (arg == "--connections") {
       ok = parse_number(value, number) && number > 0;
@@ -175,14 +249,13 @@ bool parse_options(int argc, char** argv, Options& out, bool& help) {
     } else if (arg == "--size") {
       ok = parse_number(value, number) && number <= (uint64_t{1} << 30);
       out.size = static_cast<size_t>(number);
+      size_given = true;
     } else if (arg == "--pipeline") {
       ok = parse_number(value, number) && number > 0 && number <= 4096;
       out.pipeline = static_cast<size_t>(number);
     } else if (arg == "--burst") {
       ok = parse_number(value, number) && number > 0 && number <= 4096;
       out.burst = static_cast<size_t>(number);
-    } else if (arg == "--rate") {
-      ok = parse_number(value, out.rate) && out.rate <= 10'000'000;
     } else if (arg == "--duration") {
       ok = parse_number(value, out.duration_s);
     } else if (arg == "--warmup") {
@@ -193,6 +266,29 @@ bool parse_options(int argc, char** argv, Options& out, bool& help) {
     } else if (arg == "--max-connecting") {
       ok = parse_number(value, number) && number > 0;
       out.max_connecting = static_cast<size_t>(number);
+    } else if (arg == "--app-id") {
+      out.app_id = std::string(value);
+      ok = is_plain_id(value);
+    } else if (arg == "--app-key") {
+      out.app_key = std::string(value);
+      ok = is_plain_id(value);
+    } else if (arg == "--app-secret") {
+      out.app_secret = std::string(value);
+      ok = !value.empty();
+    } else if (arg == "--channel") {
+      out.channel = std::string(value);
+      ok = is_public_channel(value);
+    } else if (arg == "--event") {
+      out.event = std::string(value);
+      ok = is_plain_event(value);
+    } else if (arg == "--rate") {
+      ok = parse_number(value, out.rate) && out.rate <= 1e7;
+    } else if (arg == "--window") {
+      ok = parse_number(value, number) && number > 0 && number <= 1'000'000;
+      out.window = static_cast<size_t>(number);
+    } else if (arg == "--api-connections") {
+      ok = parse_number(value, number) && number > 0 && number <= 256;
+      out.api_connections = static_cast<size_t>(number);
     } else if (arg == "--server-pid") {
       ok = parse_number(value, number) && number > 0 && number < (uint64_t{1} << 31);
       out.server_pid = static_cast<int>(number);
@@ -201,12 +297,21 @@ bool parse_options(int argc, char** argv, Options& out, bool& help) {
     }
     if (!ok) return fail("bad value", std::string(arg) + " " + std::string(value));
   }
-  if (out.mode.empty()) return fail("missing mode", "echo, fanout, handshake or idle");
+  if (out.mode.empty()) return fail("missing mode", "echo, fanout, handshake, idle, pusher or pusher-idle");
   if (out.count_syscalls && out.server_pid == 0) return fail("--count-syscalls needs", "--server-pid");
   if (out.port == 0) return fail("missing target", "give --port or --url");
   if (out.mode == "fanout") {
     if (out.size < 16) return fail("fanout needs --size 16 or more", std::to_string(out.size));
     if (out.counted) return fail("--count is for echo only", "fanout is timed");
+  }
+  if (out.mode == "pusher" || out.mode == "pusher-idle") {
+    if (!size_given) out.size = 100;
+    if (out.size < 100) return fail("pusher needs --size 100 or more", std::to_string(out.size));
+    if (out.size > 10 * 1024)
+      return fail("pusher: --size over Pusher's 10 KB of data", std::to_string(out.size));
+    if (out.counted) return fail("--count is for echo only", out.mode + " is timed");
+    if (out.binary) return fail("--binary is not part of the Pusher protocol", out.mode);
+    if (!out.path_given) out.path = "/app/" + out.app_key + "?protocol=7&client=windlass-load&version=1.0";
   }
   return true;
 }

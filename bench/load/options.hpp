@@ -8,16 +8,19 @@
 namespace windlass::load {
 
 struct Options {
-  std::string mode;  // echo, fanout, handshake, idle
+  std::string mode;  // echo, fanout, handshake, idle, pusher, pusher-idle
   std::string host = "127.0.0.1";
   uint16_t port = 0;
   std::string path = "/";
+  bool path_given = false;  // pusher modes: otherwise /app/{key}?protocol=7&...
   size_t connections = 100;
-  size_t size = 20;  // payload bytes per message
+  size_t size = 20;  // payload bytes per message (pusher: of each event's data string, default 100)
   bool binary = false;
   size_t pipeline = 1;  // messages in flight per connection
   size_t burst = 1;     // fanout: messages per publish burst
-  uint64_t rate = 0;    // fanout: messages per second, sent whether or not the last arrived; 0: closed loop
+  // fanout: messages per second, sent whether or not the last arrived;
+  // pusher: publishes per second, in bursts of --burst. 0: closed loop / unthrottled.
+  double rate = 0;
   double duration_s = 10;
   double warmup_s = 2;
   bool counted = false;         // echo: --count given, so not timed
@@ -25,6 +28,16 @@ struct Options {
   size_t max_connecting = 256;  // connections in connect/handshake at once
   int server_pid = 0;           // read this process's CPU time and memory, if set
   bool count_syscalls = false;  // and count its system calls over the window
+  // pusher, pusher-idle: the app, the public channel every subscriber
+  // joins, the event name, and how the publisher uses the HTTP API.
+  std::string app_id = "app-id";
+  std::string app_key = "app-key";
+  std::string app_secret = "app-secret";
+  std::string channel = "bench";
+  std::string event = "bench-event";
+  size_t window = 64;          // unthrottled: publishes sent but not yet received by every subscriber
+  size_t api_connections = 1;  // HTTP connections to the API, each with one request in flight
+  bool api_close = false;      // ask for Connection: close on every call (default: keep-alive)
   bool json = false;
   bool quiet = false;  // no progress lines on stderr
 };

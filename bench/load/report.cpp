@@ -26,6 +26,7 @@ double server_cpu_s(const Report& r) noexcept {
 // The unit of work each mode counts: echoed messages, fan-out deliveries or
 // handshakes.
 uint64_t work_done(const Report& r) noexcept {
+  if (r.mode == "pusher") return r.pusher.deliveries;
   return r.mode == "handshake" ? r.window.handshakes : r.window.messages_received;
 }
 
@@ -46,6 +47,41 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
+void print_pusher_json(const Report& r, const Options& opts) {
+  const PusherFigures& p = r.pusher;
+  const double secs = r.seconds();
+  std::printf("\"pusher\":{\"channel\":%s,\"event\":%s,\"app_id\":%s,\"subscribers\":%zu,",
+              json_string(opts.channel).c_str(), json_string(opts.event).c_str(),
+              json_string(opts.app_id).c_str(), p.subscribers);
+  if (r.mode == "pusher") {
+    std::printf("\"rate\":%.3f,\"burst\":%zu,\"window\":%zu,\"api_connections\":%zu,\"api_close\":%s,",
+                opts.rate, opts.burst, opts.window, p.api_connections, opts.api_close ? "true" : "false");
+    std::printf("\"publishes\":%llu,\"publishes_per_s\":%.1f,\"publishes_sent\":%llu,\"publishes_due\":%llu,",
+                static_cast<unsigned long long>(p.publishes), per_second(p.publishes, secs),
+                static_cast<unsigned long long>(p.publishes_sent),
+                static_cast<unsigned long long>(p.publishes_due));
+    std::printf("\"deliveries\":%llu,\"deliveries_per_s\":%.1f,",
+                static_cast<unsigned long long>(p.deliveries), per_second(p.deliveries, secs));
+    std::printf("\"api_latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},",
+                us(p.api_latency.percentile(0.5)), us(p.api_latency.percentile(0.99)),
+                us(p.api_latency.max()));
+    std::printf("\"publish_lag_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},",
+                us(p.publish_lag.percentile(0.5)), us(p.publish_lag.percentile(0.99)),
+                us(p.publish_lag.max()));
+    std::printf(
+        "\"api_connects_window\":%llu,\"api_connects_per_publish\":%.3f,\"api_closed_by_server_window\":%"
+        "llu,",
+        static_cast<unsigned long long>(p.api_connects_window),
+        p.publishes ? static_cast<double>(p.api_connects_window) / static_cast<double>(p.publishes) : 0.0,
+        static_cast<unsigned long long>(p.api_closed_by_server_window));
+    std::printf("\"api_connects\":%llu,\"api_closed_by_server\":%llu,\"api_requests\":%llu,\"probes\":%llu,",
+                static_cast<unsigned long long>(p.api_connects),
+                static_cast<unsigned long long>(p.api_closed_by_server),
+                static_cast<unsigned long long>(p.api_requests), static_cast<unsigned long long>(p.probes));
+  }
+  std::printf("\"close_seconds\":%.3f,\"size\":%zu},", p.close_seconds, opts.size);
+}
+
 void print_json(const Report& r, const Options& opts) {
   const double secs = r.seconds();
   const double server_s = server_cpu_s(r);
@@ -57,13 +93,14 @@ void print_json(const Report& r, const Options& opts) {
   std::printf("\"size\":%zu,\"binary\":%s,\"pipeline\":%zu,", opts.size, opts.binary ? "true" : "false",
               opts.pipeline);
   if (r.mode == "fanout") {
-    std::printf("\"burst\":%zu,\"rate\":%llu,\"subscribers\":%zu,", opts.burst,
-                static_cast<unsigned long long>(opts.rate), r.opened);
+    std::printf("\"burst\":%zu,\"rate\":%g,\"subscribers\":%zu,", opts.burst, opts.rate, r.opened);
   }
+  if (r.pusher.present) print_pusher_json(r, opts);
+  // pusher: the deliveries of events, not every message (pings, replies).
+  const uint64_t messages = r.mode == "pusher" ? r.pusher.deliveries : r.window.messages_received;
   std::printf("\"seconds\":%.3f,\"messages_sent\":%llu,\"messages\":%llu,\"messages_per_s\":%.1f,", secs,
               static_cast<unsigned long long>(r.window.messages_sent),
-              static_cast<unsigned long long>(r.window.messages_received),
-              per_second(r.window.messages_received, secs));
+              static_cast<unsigned long long>(messages), per_second(messages, secs));
   std::printf("\"payload_bytes_per_s\":%.0f,\"handshakes\":%llu,\"handshakes_per_s\":%.1f,",
               per_second(r.window.payload_bytes_received, secs),
               static_cast<unsigned long long>(r.window.handshakes), per_second(r.window.handshakes, secs));
@@ -97,10 +134,12 @@ void print_json(const Report& r, const Options& opts) {
   const Stats& t = r.totals;
   std::printf(
       "\"errors\":{\"total\":%llu,\"connect\":%llu,\"handshake\":%llu,\"protocol\":%llu,"
-      "\"echo_mismatch\":%llu,\"delivery\":%llu,\"unexpected_close\":%llu,\"timeout\":%llu},",
+      "\"echo_mismatch\":%llu,\"delivery\":%llu,\"subscribe\":%llu,\"api\":%llu,\"unexpected_close\":%llu,"
+      "\"timeout\":%llu},",
       static_cast<unsigned long long>(t.errors()), static_cast<unsigned long long>(t.connect_errors),
       static_cast<unsigned long long>(t.handshake_errors), static_cast<unsigned long long>(t.protocol_errors),
       static_cast<unsigned long long>(t.echo_mismatches), static_cast<unsigned long long>(t.delivery_errors),
+      static_cast<unsigned long long>(t.subscribe_errors), static_cast<unsigned long long>(t.api_errors),
       static_cast<unsigned long long>(t.unexpected_closes), static_cast<unsigned long long>(t.timeouts));
   std::printf("\"server_close_codes\":{");
   const char* sep = "";
@@ -125,12 +164,45 @@ void print_human(const Report& r, const Options& opts) {
         per_second(r.window.messages_received, secs),
         per_second(r.window.payload_bytes_received, secs) / 1e6);
   } else if (r.mode == "fanout") {
+    char paced_text[64];
+    std::snprintf(paced_text, sizeof paced_text, "paced at %g msg/s, ", opts.rate);
     std::printf(
         "fanout: %zu subscribers, %zu B %s, burst %zu, %s%.2f s: %.0f deliveries/s (%.0f messages "
         "published/s)\n",
         r.opened, opts.size, opts.binary ? "binary" : "text", opts.burst,
-        opts.rate == 0 ? "closed loop, " : ("paced at " + std::to_string(opts.rate) + " msg/s, ").c_str(), secs,
+        opts.rate == 0 ? "closed loop, " : paced_text, secs,
         per_second(r.window.messages_received, secs), per_second(r.window.messages_sent, secs));
+  } else if (r.mode == "pusher") {
+    const PusherFigures& p = r.pusher;
+    char how_text[96];
+    if (opts.rate > 0) {
+      std::snprintf(how_text, sizeof how_text, "%g publishes/s in bursts of %zu", opts.rate, opts.burst);
+    } else {
+      std::snprintf(how_text, sizeof how_text, "unthrottled (window %zu)", opts.window);
+    }
+    const std::string how = how_text;
+    std::printf(
+        "pusher: %zu subscribers of %s, %zu B data, %s, %zu API connection(s), %.2f s: %.0f deliveries/s "
+        "(%.1f API publishes/s",
+        p.subscribers, opts.channel.c_str(), opts.size, how.c_str(), p.api_connections, secs,
+        per_second(p.deliveries, secs), per_second(p.publishes, secs));
+    if (opts.rate > 0) std::printf(" of %.1f due", per_second(p.publishes_due, secs));
+    std::printf(")\n");
+    std::printf(
+        "  API: answer p50 %.0f us, p99 %.0f us; %llu connections opened in the window (%.2f per publish), "
+        "%llu closed by the server",
+        us(p.api_latency.percentile(0.5)), us(p.api_latency.percentile(0.99)),
+        static_cast<unsigned long long>(p.api_connects_window),
+        p.publishes ? static_cast<double>(p.api_connects_window) / static_cast<double>(p.publishes) : 0.0,
+        static_cast<unsigned long long>(p.api_closed_by_server_window));
+    if (opts.rate > 0) {
+      std::printf("; behind schedule p99 %.0f us, max %.0f us", us(p.publish_lag.percentile(0.99)),
+                  us(p.publish_lag.max()));
+    }
+    std::printf("\n");
+  } else if (r.mode == "pusher-idle") {
+    std::printf("pusher-idle: %zu connections subscribed to %s, held for %.2f s\n", r.pusher.subscribers,
+                opts.channel.c_str(), secs);
   } else if (r.mode == "handshake") {
     std::printf("handshake: %zu concurrent, %.2f s: %.0f handshakes/s\n", r.connections, secs,
                 per_second(r.window.handshakes, secs));
@@ -139,9 +211,9 @@ void print_human(const Report& r, const Options& opts) {
   }
   if (lat.count() > 0) {
     std::printf("  %s latency: p50 %.0f us, p90 %.0f us, p99 %.0f us, p99.9 %.0f us, max %.0f us\n",
-                r.mode == "handshake" ? "connect-to-101"
-                : r.mode == "fanout"  ? "publish-to-receipt"
-                                      : "round-trip",
+                r.mode == "handshake"                      ? "connect-to-101"
+                : r.mode == "fanout" || r.mode == "pusher" ? "publish-to-receipt"
+                                                           : "round-trip",
                 us(lat.percentile(0.50)), us(lat.percentile(0.90)), us(lat.percentile(0.99)),
                 us(lat.percentile(0.999)), us(lat.max()));
   }
@@ -170,10 +242,11 @@ void print_human(const Report& r, const Options& opts) {
   const Stats& t = r.totals;
   std::printf(
       "  errors: %llu (connect %llu, handshake %llu, protocol %llu, echo mismatch %llu, delivery %llu, "
-      "unexpected close %llu, timeout %llu)\n",
+      "subscribe %llu, API %llu, unexpected close %llu, timeout %llu)\n",
       static_cast<unsigned long long>(t.errors()), static_cast<unsigned long long>(t.connect_errors),
       static_cast<unsigned long long>(t.handshake_errors), static_cast<unsigned long long>(t.protocol_errors),
       static_cast<unsigned long long>(t.echo_mismatches), static_cast<unsigned long long>(t.delivery_errors),
+      static_cast<unsigned long long>(t.subscribe_errors), static_cast<unsigned long long>(t.api_errors),
       static_cast<unsigned long long>(t.unexpected_closes), static_cast<unsigned long long>(t.timeouts));
   for (const auto& [code, n] : t.server_close_codes) {
     if (code != 1000) {

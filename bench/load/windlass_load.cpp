@@ -26,6 +26,8 @@ constexpr NamedMode kModes[] = {
     {"fanout", run_fanout},
     {"handshake", run_handshake},
     {"idle", run_idle},
+    {"pusher", run_pusher},
+    {"pusher-idle", run_pusher_idle},
 };
 
 // Descriptors the process needs besides its connections: stdio, epoll,
@@ -65,7 +67,7 @@ int main(int argc, char** argv) {
     if (opts.mode == m.name) run = m.run;
   }
   if (run == nullptr) {
-    std::fprintf(stderr, "windlass-load: unknown mode '%s' (echo, fanout, handshake, idle)\n",
+    std::fprintf(stderr, "windlass-load: unknown mode '%s' (echo, fanout, handshake, idle, pusher, pusher-idle)\n",
                  opts.mode.c_str());
     return 2;
   }

@@ -14,6 +14,9 @@
 //   app.set_broker(std::make_shared<MyBridge>(app.local_broker_ptr(), ...));
 //   conn.subscribe("room:1");          // through app.broker()
 //   app.broker().publish("room:1", windlass::Message{windlass::MessageKind::text, "hi"});
+//
+// Topics may keep a history, and a subscriber come back from the last
+// offset it saw (history.hpp): keep_history(), subscribe_from().
 #pragma once
 
 #include <cstddef>
@@ -25,6 +28,7 @@
 #include <vector>
 
 #include "windlass/connection.hpp"
+#include "windlass/history.hpp"
 
 namespace windlass {
 
@@ -37,6 +41,10 @@ struct PublishOptions {
   // from elsewhere its own tag, so that it (and any other decorator) can
   // tell a message that came *from* it and must not be sent back *to* it.
   uint32_t origin = 0;
+  // The message's offset in its topic's history, given by whoever keeps
+  // that history outside the process (a HistorySource). Empty: the local
+  // broker assigns one itself, if it keeps the topic's history.
+  std::string_view offset{};
 };
 
 // Hears a topic's subscriber count in this process (all loops together)
@@ -75,6 +83,21 @@ class Broker {
   // Any thread. The observer must outlive its registration.
   virtual void add_observer(TopicObserver* observer) = 0;
   virtual void remove_observer(TopicObserver* observer) = 0;
+
+  // History (history.hpp). Before the App runs: the topics whose names
+  // start with `prefix` keep a history; the longest matching prefix wins.
+  virtual void keep_history(std::string prefix, HistoryOptions options) = 0;
+  // Any thread: the history options `topic` follows, or null.
+  virtual const HistoryOptions* history_of(std::string_view topic) const = 0;
+  // The connection's loop thread: subscribes `conn` to `topic` (false as
+  // subscribe() is) and sends it, first, what was published after `since`
+  // (an offset it saw; empty: none, a fresh subscription), exactly once
+  // and in order, then what is published from then on. `done` says how it
+  // went (Recovery), before the missed messages.
+  virtual bool subscribe_from(const Connection& conn, std::string_view topic, std::string_view since,
+                              RecoveryHandler done) = 0;
+  // Before the App runs: a bridge that keeps the history (see HistorySource).
+  virtual void set_history_source(HistorySource* source) = 0;
 };
 
 // A broker that forwards every call to the one it wraps: the base of a
@@ -94,6 +117,15 @@ class BrokerDecorator : public Broker {
   std::vector<std::string> topics() const override { return inner_->topics(); }
   void add_observer(TopicObserver* observer) override { inner_->add_observer(observer); }
   void remove_observer(TopicObserver* observer) override { inner_->remove_observer(observer); }
+  void keep_history(std::string prefix, HistoryOptions options) override {
+    inner_->keep_history(std::move(prefix), std::move(options));
+  }
+  const HistoryOptions* history_of(std::string_view topic) const override { return inner_->history_of(topic); }
+  bool subscribe_from(const Connection& conn, std::string_view topic, std::string_view since,
+                      RecoveryHandler done) override {
+    return inner_->subscribe_from(conn, topic, since, std::move(done));
+  }
+  void set_history_source(HistorySource* source) override { inner_->set_history_source(source); }
 
   Broker& inner() const noexcept { return *inner_; }
 

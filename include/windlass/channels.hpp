@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "windlass/app.hpp"
@@ -56,6 +57,24 @@ struct AppConfig {
   std::vector<WebhookTarget> webhooks;
 };
 
+// Several nodes as one hub: what the hub needs of a Redis (the bridge of
+// windlass/redis.hpp gives it: RedisBridge::command). With it, presence
+// members, subscription counts, the channels list and the cache channels'
+// last events are the cluster's, kept in Redis hashes next to each node's
+// entries; a node refreshes its entries on a heartbeat, and when a node
+// dies the others remove its members within node_timeout plus a heartbeat
+// and tell its channels' subscribers once. Webhooks fire once per cluster.
+struct ClusterOptions {
+  // Runs one Redis command for `key`'s node (any thread); the answer, a
+  // flattened reply or an error, comes on any thread.
+  using Reply = std::function<void(const std::vector<std::string>& reply, std::string_view error)>;
+  std::function<void(std::string key, std::vector<std::string> args, Reply reply)> redis;
+  std::function<bool()> connected;  // is Redis there now
+  std::string key_prefix = "windlass:";
+  std::chrono::milliseconds heartbeat{2000};
+  std::chrono::milliseconds node_timeout{6000};  // a node not heard from this long is dead
+};
+
 struct HubOptions {
   std::string websocket_prefix = "/app";  // the endpoint is <prefix>/:key (the API is at /apps/: it is signed so)
   // Said to clients in connection_established; after this long without a
@@ -72,6 +91,8 @@ struct HubOptions {
   size_t webhook_batch = 50;     // events per POST
   unsigned webhook_retries = 3;  // after the first try, with backoff (1 s, 2 s, 4 s, ...)
   std::chrono::milliseconds webhook_timeout{5000};
+  // Set: the hub is one of several nodes (see ClusterOptions).
+  std::shared_ptr<ClusterOptions> cluster;
   // The route's WebSocket options (message size, compression, ...).
   // Protocol-level pings replace RFC 6455 keepalive on this route.
   WsOptions ws = default_ws_options();
@@ -124,6 +145,13 @@ class Hub {
   // app's limit.
   bool publish(std::string_view app_id, std::string_view channel, std::string_view name, std::string_view data,
                std::string_view except_socket_id = {}, uint32_t origin = 0, std::string* error = nullptr);
+
+  // Any thread. Publishes a web app's broadcast payload,
+  // {"event": "<name>", "data": <JSON>, "socket": "<socket_id>" | null}
+  // (what Laravel's Redis broadcaster PUBLISHes), to `channel`: `data` goes
+  // to clients as a JSON string, as Laravel's Pusher driver sends it.
+  bool publish_payload(std::string_view app_id, std::string_view channel, std::string_view payload,
+                       uint32_t origin = 0, std::string* error = nullptr);
 
   // Any thread.
   std::map<std::string, AppStats> stats() const;

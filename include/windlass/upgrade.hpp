@@ -41,6 +41,8 @@ class Handshake;
 struct PendingHandshake;
 }  // namespace detail
 
+class Upgrade;
+
 // Answers a deferred upgrade. Any thread; copies refer to the same
 // handshake. The first answer counts: each method returns true when its
 // answer is the one the client gets, false when the handshake was already
@@ -60,6 +62,16 @@ class PendingUpgrade {
   bool accept_with(std::string subprotocol, std::function<void(Connection&)> prepare = {}) const;
   bool refuse(int status, std::string reason, std::vector<std::pair<std::string, std::string>> headers = {}) const;
   bool refuse(Refusal refusal) const;
+  // Hands the handshake on: on the connection's loop thread, `hook` gets a
+  // new Upgrade over `request` (the copy the deferring hook kept) and
+  // answers it as on_upgrade would — accept, refuse, or defer() again,
+  // which returns this same handle (answerable again, same deadline).
+  // This is how a decorator that deferred for a check of its own lets the
+  // component it wraps decide after the check passed:
+  //   pending.resume(std::move(copy), [inner](windlass::Upgrade& up) { inner->on_upgrade(up); });
+  // The request (and Connection::request()) is valid during the hook. A
+  // hook that throws, or returns without an answer, refuses with 500.
+  bool resume(RequestCopy request, std::function<void(Upgrade&)> hook) const;
 
   explicit operator bool() const noexcept { return p_ != nullptr; }
 

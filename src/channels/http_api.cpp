@@ -5,7 +5,10 @@
 // the broker shares the frame across loops.
 #include <chrono>
 
+#include "channels/cluster_state.hpp"
 #include "channels/hub_internal.hpp"
+
+#include <mutex>
 
 namespace windlass::channels {
 
@@ -51,6 +54,51 @@ class Api {
  public:
   explicit Api(Hub::Impl& hub) : hub_(hub) {}
 
+  // In a cluster, the questions about channels are the cluster's: asked of
+  // Redis, answered when it replies (the connection waits; keep-alive and
+  // the order of pipelined calls hold). Everything else is answered now.
+  void handle_async(const Request& req, HttpResponder responder) {
+    if (hub_.clustered() && (req.method == "GET")) {
+      ApiPath path;
+      AppState* app = nullptr;
+      if (parse_api_path(req.method, req.path, path) == ApiError::none) {
+        auto it = hub_.by_id.find(path.app_id);
+        if (it != hub_.by_id.end()) app = it->second;
+      }
+      if (app != nullptr && app->config.enabled) {
+        Response denied;
+        if (verify(*app, req, denied)) {
+          LoopHub& l = hub_.loops->get();
+          switch (path.route) {
+            case ApiRoute::channels: return cluster_channels(*app, l, std::move(responder));
+            case ApiRoute::channel: return cluster_channel(*app, l, path, std::move(responder));
+            case ApiRoute::channel_users: return cluster_users(*app, path, std::move(responder));
+            default: break;
+          }
+        } else {
+          app->counters.count_api(denied.status);
+          responder.send(std::move(denied));
+          return;
+        }
+      }
+    }
+    Response res;
+    handle(req, res);
+    responder.send(std::move(res));
+  }
+
+  // Verifies the signature; on failure fills `res` and counts it.
+  bool verify(AppState& app, const Request& req, Response& res) {
+    LoopHub& l = hub_.loops->get();
+    const int64_t now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const ApiError e = l.verifier.verify(ApiRequest{req.method, req.path, req.query, req.body}, *l.signers[app.index], now);
+    if (e == ApiError::none) return true;
+    if (http_status(e) == 401) app.counters.count_auth_failure(std::string("api: ") + describe(e));
+    res = api_error(http_status(e), describe(e));
+    return false;
+  }
+
   void handle(const Request& req, Response& res) {
     ApiPath path;
     ApiError e = parse_api_path(req.method, req.path, path);
@@ -65,12 +113,7 @@ class Api {
     }
     AppState& app = *it->second;
     LoopHub& l = hub_.loops->get();
-    const int64_t now =
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-    e = l.verifier.verify(ApiRequest{req.method, req.path, req.query, req.body}, *l.signers[app.index], now);
-    if (e != ApiError::none) {
-      if (http_status(e) == 401) app.counters.count_auth_failure(std::string("api: ") + describe(e));
-      res = api_error(http_status(e), describe(e));
+    if (!verify(app, req, res)) {
       app.counters.count_api(res.status);
       return;
     }
@@ -235,6 +278,109 @@ class Api {
     res = Response::json(200, "{}");
   }
 
+  // ---- the cluster's answers (replies come on the bridge's loop; the
+  // responder may answer from any thread)
+
+  void cluster_channels(AppState& app, LoopHub& l, HttpResponder responder) {
+    std::string prefix(l.verifier.param("filter_by_prefix").value_or(""));
+    InfoAttributes info;
+    if (!parse_info_attributes(l.verifier.param("info").value_or(""), info)) {
+      return respond(app, responder, api_error(400, "info: only user_count and subscription_count"));
+    }
+    if (info.user_count && !std::string_view(prefix).starts_with("presence-")) {
+      return respond(app, responder, api_error(400, "info=user_count needs filter_by_prefix=presence-"));
+    }
+    hub_.cluster->channels(app.config.id, [this, ap = &app, prefix, info, responder](bool ok, std::vector<std::string> all) {
+      if (!ok) return respond(*ap, responder, api_error(503, "cluster state unreachable"));
+      std::vector<std::string> chosen;
+      for (auto& c : all) {
+        if (std::string_view(c).starts_with(prefix)) chosen.push_back(std::move(c));
+      }
+      if (!info.user_count) {
+        std::string body = "{\"channels\":{";
+        for (size_t i = 0; i < chosen.size(); ++i) {
+          if (i != 0) body += ',';
+          append_json_string(body, chosen[i]);
+          body += ":{}";
+        }
+        body += "}}";
+        return respond(*ap, responder, Response::json(200, std::move(body)));
+      }
+      // user_count for each: one query per channel, answered when the last replies.
+      if (chosen.empty()) return respond(*ap, responder, Response::json(200, "{\"channels\":{}}"));
+      struct Gather {
+        explicit Gather(size_t n) : users(n, 0), left(n) {}
+        std::mutex mu;
+        std::vector<size_t> users;
+        size_t left;
+        bool failed = false;
+      };
+      auto g = std::make_shared<Gather>(chosen.size());
+      auto names = std::make_shared<std::vector<std::string>>(std::move(chosen));
+      for (size_t i = 0; i < names->size(); ++i) {
+        hub_.cluster->counts(ap->topic((*names)[i]), true, [this, ap, g, names, i, responder](bool ok2, size_t, size_t users) {
+          bool last = false;
+          {
+            std::lock_guard lock(g->mu);
+            g->users[i] = users;
+            g->failed = g->failed || !ok2;
+            last = --g->left == 0;
+          }
+          if (!last) return;
+          if (g->failed) return respond(*ap, responder, api_error(503, "cluster state unreachable"));
+          std::string body = "{\"channels\":{";
+          for (size_t k = 0; k < names->size(); ++k) {
+            if (k != 0) body += ',';
+            append_json_string(body, (*names)[k]);
+            body += ":{\"user_count\":" + std::to_string(g->users[k]) + "}";
+          }
+          body += "}}";
+          respond(*ap, responder, Response::json(200, std::move(body)));
+        });
+      }
+    });
+  }
+
+  void cluster_channel(AppState& app, LoopHub& l, const ApiPath& path, HttpResponder responder) {
+    InfoAttributes info;
+    if (!parse_info_attributes(l.verifier.param("info").value_or(""), info)) {
+      return respond(app, responder, api_error(400, "info: only user_count and subscription_count"));
+    }
+    const bool presence = path.channel_info.type == ChannelType::presence;
+    if (info.user_count && !presence) {
+      return respond(app, responder, api_error(400, "user_count is only for presence channels"));
+    }
+    hub_.cluster->counts(app.topic(path.channel), info.user_count,
+                         [this, ap = &app, info, responder](bool ok, size_t subs, size_t users) {
+                           if (!ok) return respond(*ap, responder, api_error(503, "cluster state unreachable"));
+                           std::string body = std::string("{\"occupied\":") + (subs > 0 ? "true" : "false");
+                           if (info.subscription_count) body += ",\"subscription_count\":" + std::to_string(subs);
+                           if (info.user_count) body += ",\"user_count\":" + std::to_string(users);
+                           body += '}';
+                           respond(*ap, responder, Response::json(200, std::move(body)));
+                         });
+  }
+
+  void cluster_users(AppState& app, const ApiPath& path, HttpResponder responder) {
+    hub_.cluster->members(app.topic(path.channel), [this, ap = &app, responder](bool ok, ClusterState::Members members) {
+      if (!ok) return respond(*ap, responder, api_error(503, "cluster state unreachable"));
+      std::string body = "{\"users\":[";
+      for (size_t i = 0; i < members.size(); ++i) {
+        if (i != 0) body += ',';
+        body += "{\"id\":";
+        append_json_string(body, members[i].first);
+        body += '}';
+      }
+      body += "]}";
+      respond(*ap, responder, Response::json(200, std::move(body)));
+    });
+  }
+
+  static void respond(AppState& app, const HttpResponder& responder, Response res) {
+    app.counters.count_api(res.status);
+    responder.send(std::move(res));
+  }
+
   Hub::Impl& hub_;
 };
 
@@ -242,7 +388,7 @@ class Api {
 
 void register_http_api(Hub::Impl& impl) {
   auto api = std::make_shared<Api>(impl);
-  impl.app.http("/apps/*", [api](const Request& req, Response& res) { api->handle(req, res); });
+  impl.app.http_async("/apps/*", [api](const Request& req, HttpResponder res) { api->handle_async(req, std::move(res)); });
 }
 
 }  // namespace windlass::channels

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "channels/broadcast_payload.hpp"
+#include "channels/cluster_state.hpp"
 #include "channels/hub_internal.hpp"
 #include "channels/webhooks.hpp"
 
@@ -113,6 +115,16 @@ size_t PresenceRegistry::user_count(const std::string& topic) const {
   return c == channels_.end() ? 0 : c->second.size();
 }
 
+std::map<std::string, std::vector<std::pair<std::string, std::string>>> PresenceRegistry::snapshot() const {
+  std::lock_guard lock(mu_);
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> out;
+  for (const auto& [topic, members] : channels_) {
+    auto& v = out[topic];
+    for (const auto& [id, m] : members) v.emplace_back(id, m.user_info);
+  }
+  return out;
+}
+
 size_t PresenceRegistry::member_count(std::string_view prefix) const {
   std::lock_guard lock(mu_);
   size_t n = 0;
@@ -124,10 +136,48 @@ size_t PresenceRegistry::member_count(std::string_view prefix) const {
 
 // ------------------------------------------------------------ LoopHub
 
+namespace {
+
+// The parsers are shared by every app of the loop, so they take the largest
+// of the apps' limits, and each app's own is checked after them (here and in
+// http_api.cpp). With Pusher's defaults as theirs, they would refuse what an
+// app's config allows.
+ClientMessageLimits client_limits_for(const Hub::Impl& impl) {
+  ClientMessageLimits limits{.max_message_size = impl.options.ws.max_message_size};
+  for (const auto& app : impl.apps) {
+    limits.max_data_size = std::max(limits.max_data_size, app->config.max_event_bytes);
+    // channel_data is the user_id and user_info with their JSON around them.
+    limits.max_channel_data = std::max(limits.max_channel_data, app->config.max_user_info_bytes + 1024);
+  }
+  return limits;
+}
+
+PresenceLimits presence_limits_for(const Hub::Impl& impl) {
+  PresenceLimits limits;
+  for (const auto& app : impl.apps) {
+    limits.max_user_info = std::max(limits.max_user_info, app->config.max_user_info_bytes);
+  }
+  return limits;
+}
+
+ApiBodyLimits body_limits_for(const Hub::Impl& impl) {
+  ApiBodyLimits limits;
+  for (const auto& app : impl.apps) {
+    limits.max_data_size = std::max(limits.max_data_size, app->config.max_event_bytes);
+    limits.max_channels = std::max(limits.max_channels, app->config.max_channels_per_event);
+    limits.max_batch_size = std::max(limits.max_batch_size, app->config.max_batch_events);
+  }
+  return limits;
+}
+
+}  // namespace
+
 LoopHub::LoopHub(Hub::Impl& impl)
     : hub(impl),
-      parser(ClientMessageLimits{.max_message_size = impl.options.ws.max_message_size}),
-      verifier(ApiAuthOptions{.max_clock_skew = impl.options.api_timestamp_skew.count()}) {
+      parser(client_limits_for(impl)),
+      presence_parser(presence_limits_for(impl)),
+      verifier(ApiAuthOptions{.max_clock_skew = impl.options.api_timestamp_skew.count()}),
+      body_parser(body_limits_for(impl)) {
   for (const auto& app : impl.apps) {
     signers.push_back(std::make_unique<AppSigner>(app->config.key, app->config.secret));
   }
@@ -168,6 +218,11 @@ class PusherEndpoint final : public Component<PusherConn> {
   void subscription_error(Connection& conn, PusherConn& st, std::string_view channel, std::string_view type,
                           std::string_view error, uint16_t status, std::string_view counted_reason);
   void leave_presence(Connection& conn, AppState& app, const PusherConn::Subscription& sub);
+  void member_removed(AppState& app, const std::string& channel, const std::string& user, uint64_t except);
+  void cache_reply(Connection& conn, AppState& app, std::string_view channel, const std::optional<std::string>& last);
+  void presence_succeeded(Connection& conn, AppState& app, std::string_view channel,
+                          const std::vector<std::pair<std::string, std::string>>& members, const PresenceMember* added);
+  void cluster_presence(Connection& conn, AppState& app, std::string channel, PresenceMember member, bool added_here);
   void forget(Connection& conn, PusherConn& st);
 
   Hub::Impl& hub_;
@@ -360,6 +415,7 @@ void PusherEndpoint::subscribe(Connection& conn, PusherConn& st, const ClientMes
   std::vector<std::pair<std::string, std::string>> members;
   bool added = false;
   PresenceMember member;
+  const bool clustered = hub_.clustered();
   if (m.channel_info.type == ChannelType::presence) {
     if (!m.has_channel_data) {
       return subscription_error(conn, st, m.channel, "AuthError", "presence channels need channel_data", 400,
@@ -374,7 +430,9 @@ void PusherEndpoint::subscribe(Connection& conn, PusherConn& st, const ClientMes
       return subscription_error(conn, st, m.channel, "LimitReached", "user_info is too large", 413,
                                 "user_info too large");
     }
-    auto join = hub_.presence.join(topic, member.user_id, member.user_info, app.config.max_presence_members, &members);
+    // In a cluster the member limit is the cluster's, checked in Redis.
+    auto join = hub_.presence.join(topic, member.user_id, member.user_info,
+                                   clustered ? 0 : app.config.max_presence_members, &members);
     if (join == PresenceRegistry::Join::full) {
       return subscription_error(conn, st, m.channel, "LimitReached", "the presence channel is full", 403,
                                 "presence channel full");
@@ -387,53 +445,143 @@ void PusherEndpoint::subscribe(Connection& conn, PusherConn& st, const ClientMes
     return;
   }
   st.subscriptions.push_back(std::move(sub));
-  l.out.clear();
   if (m.channel_info.type == ChannelType::presence) {
-    std::vector<PresenceMemberView> views;
-    views.reserve(members.size());
-    for (auto& [id, info] : members) views.push_back({id, info});
-    append_presence_subscription_succeeded(l.out, m.channel, views);
-    conn.send(l.out);
-    if (added) {
-      std::string event;
-      append_member_added(event, m.channel, PresenceMemberView{member.user_id, member.user_info});
-      hub_.publish(app, m.channel, event, conn.id());
-      if (app.wants_webhook("member_added")) {
-        std::string w = "{\"name\":\"member_added\",\"channel\":";
-        append_json_string(w, m.channel);
-        w += ",\"user_id\":";
-        append_json_string(w, member.user_id);
-        w += '}';
-        hub_.webhook(app, std::move(w), false, std::string("member:") + topic + "\n" + member.user_id);
-      }
+    if (clustered) {
+      cluster_presence(conn, app, std::string(m.channel), std::move(member), added);
+    } else {
+      presence_succeeded(conn, app, m.channel, members, added ? &member : nullptr);
     }
   } else {
+    l.out.clear();
     append_subscription_succeeded(l.out, m.channel);
     conn.send(l.out);
   }
   if (m.channel_info.cache) {
-    if (auto last = hub_.cache.get(topic)) {
-      conn.send(*last);
+    if (clustered) {
+      hub_.cluster->cache_get(topic, [this, conn, ap = &app, channel = std::string(m.channel)](
+                                         bool ok, std::optional<std::string> last) {
+        conn.loop()->post([this, conn, ap, channel, ok, last = std::move(last)] {
+          Connection c = conn;
+          if (!c.is_open()) return;
+          cache_reply(c, *ap, channel, ok ? last : hub_.cache.get(ap->topic(channel)));
+        });
+      });
     } else {
-      l.out.clear();
-      append_cache_miss(l.out, m.channel);
-      conn.send(l.out);
-      if (app.wants_webhook("cache_miss")) {
-        std::string w = "{\"name\":\"cache_miss\",\"channel\":";
-        append_json_string(w, m.channel);
-        w += '}';
-        hub_.webhook(app, std::move(w), false);
-      }
+      cache_reply(conn, app, m.channel, hub_.cache.get(topic));
     }
+  }
+}
+
+void PusherEndpoint::cache_reply(Connection& conn, AppState& app, std::string_view channel,
+                                 const std::optional<std::string>& last) {
+  if (last) {
+    conn.send(*last);
+    return;
+  }
+  LoopHub& l = loop();
+  l.out.clear();
+  append_cache_miss(l.out, channel);
+  conn.send(l.out);
+  if (app.wants_webhook("cache_miss")) {
+    std::string w = "{\"name\":\"cache_miss\",\"channel\":";
+    append_json_string(w, channel);
+    w += '}';
+    hub_.webhook(app, std::move(w), false);
+  }
+}
+
+void PusherEndpoint::presence_succeeded(Connection& conn, AppState& app, std::string_view channel,
+                                        const std::vector<std::pair<std::string, std::string>>& members,
+                                        const PresenceMember* added) {
+  LoopHub& l = loop();
+  std::vector<PresenceMemberView> views;
+  views.reserve(members.size());
+  for (auto& [id, info] : members) views.push_back({id, info});
+  l.out.clear();
+  append_presence_subscription_succeeded(l.out, channel, views);
+  conn.send(l.out);
+  if (added == nullptr) return;
+  // A new member: the channel's other subscribers hear of it, once.
+  std::string event;
+  append_member_added(event, channel, PresenceMemberView{added->user_id, added->user_info});
+  hub_.publish(app, channel, event, conn.id());
+  if (app.wants_webhook("member_added")) {
+    std::string w = "{\"name\":\"member_added\",\"channel\":";
+    append_json_string(w, channel);
+    w += ",\"user_id\":";
+    append_json_string(w, added->user_id);
+    w += '}';
+    hub_.webhook(app, std::move(w), false, std::string("member:") + app.topic(channel) + "\n" + added->user_id);
+  }
+}
+
+// A presence subscription in a cluster: the members (and whether this one
+// is new) come from Redis, on the bridge's loop; the answer goes out on
+// the connection's own loop, if it is still there and still subscribed.
+void PusherEndpoint::cluster_presence(Connection& conn, AppState& app, std::string channel, PresenceMember member,
+                                      bool added_here) {
+  const std::string topic = app.topic(channel);
+  auto finish = [this, conn, ap = &app, channel, member](bool ok, bool full, bool new_member,
+                                                          std::vector<std::pair<std::string, std::string>> members) {
+    conn.loop()->post([this, conn, ap, channel, member, ok, full, new_member, members = std::move(members)]() mutable {
+      Connection c = conn;
+      AppState& a = *ap;
+      if (!c.is_open()) return;
+      PusherConn& st = state(c);
+      PusherConn::Subscription* sub = st.find(channel);
+      if (sub == nullptr || sub->presence_user != member.user_id) return;
+      const std::string t = a.topic(channel);
+      if (!ok) {
+        // Redis failed: this node's own view, said as is.
+        presence_succeeded(c, a, channel, hub_.presence.members(t), new_member ? &member : nullptr);
+        return;
+      }
+      if (full) {
+        std::erase_if(st.subscriptions, [&](const PusherConn::Subscription& s) { return s.channel == channel; });
+        c.unsubscribe(t);
+        hub_.presence.leave(t, member.user_id);
+        subscription_error(c, st, channel, "LimitReached", "the presence channel is full", 403,
+                           "presence channel full");
+        return;
+      }
+      presence_succeeded(c, a, channel, members, new_member ? &member : nullptr);
+    });
+  };
+  if (added_here) {
+    hub_.cluster->join(topic, member.user_id, member.user_info, app.config.max_presence_members,
+                       [finish](ClusterState::JoinResult j) {
+                         finish(j.ok, j.full, j.ok ? j.new_member : true, std::move(j.members));
+                       });
+  } else {
+    hub_.cluster->members(topic, [finish](bool ok, ClusterState::Members members) {
+      finish(ok, false, false, std::move(members));
+    });
   }
 }
 
 void PusherEndpoint::leave_presence(Connection& conn, AppState& app, const PusherConn::Subscription& sub) {
   const std::string topic = app.topic(sub.channel);
-  if (!hub_.presence.leave(topic, sub.presence_user)) return;
+  if (!hub_.presence.leave(topic, sub.presence_user)) return;  // the user has another connection here
+  if (hub_.clustered()) {
+    // Gone from this node: gone from the channel only if no other node has the user.
+    hub_.cluster->leave(topic, sub.presence_user,
+                        [this, ap = &app, channel = sub.channel, user = sub.presence_user, except = conn.id()](
+                            bool ok, bool gone) {
+                          if (!ok || gone) member_removed(*ap, channel, user, except);
+                        });
+    return;
+  }
+  member_removed(app, sub.channel, sub.presence_user, conn.id());
+}
+
+void PusherEndpoint::member_removed(AppState& app, const std::string& channel, const std::string& user,
+                                    uint64_t except) {
+  const std::string topic = app.topic(channel);
+  const PusherConn::Subscription s{channel, user};
+  const PusherConn::Subscription& sub = s;
   std::string event;
   append_member_removed(event, sub.channel, sub.presence_user);
-  hub_.publish(app, sub.channel, event, conn.id());
+  hub_.publish(app, sub.channel, event, except);
   if (app.wants_webhook("member_removed")) {
     std::string w = "{\"name\":\"member_removed\",\"channel\":";
     append_json_string(w, sub.channel);
@@ -590,6 +738,14 @@ Hub::Impl::Impl(App& a, std::vector<AppConfig> configs, HubOptions o) : app(a), 
     apps.push_back(std::move(s));
   }
   webhooks = std::make_unique<Webhooks>(*this);
+  if (options.cluster) {
+    if (!options.cluster->redis) throw std::invalid_argument("channels: a cluster needs a Redis command runner");
+    cluster = std::make_unique<ClusterState>(*this, *options.cluster, app.node_id());
+  }
+}
+
+bool Hub::Impl::clustered() const {
+  return cluster && cluster->active();
 }
 
 Hub::Impl::~Impl() {
@@ -609,7 +765,10 @@ void Hub::Impl::publish(AppState& a, std::string_view channel, std::string_view 
                         uint32_t origin) {
   a.counters.messages_out.fetch_add(1, std::memory_order_relaxed);
   const std::string topic = a.topic(channel);
-  if (classify_channel(channel).cache) cache.put(topic, std::string(event_json));
+  if (classify_channel(channel).cache) {
+    cache.put(topic, std::string(event_json));
+    if (clustered()) cluster->cache_put(topic, std::string(event_json));
+  }
   app.broker().publish(topic, Message{MessageKind::text, event_json}, PublishOptions{.except = except, .origin = origin});
 }
 
@@ -617,24 +776,45 @@ void Hub::Impl::webhook(AppState& a, std::string json, bool delayed_kind, std::s
   webhooks->push(a.index, std::move(json), delayed_kind, dedup_key);
 }
 
-void Hub::Impl::on_topic_occupied(std::string_view topic) {
+void Hub::Impl::channel_webhook(std::string_view topic, bool occupied) {
   std::string_view channel;
   AppState* a = app_for_topic(topic, &channel);
-  if (a == nullptr || !a->wants_webhook("channel_occupied")) return;
-  std::string w = "{\"name\":\"channel_occupied\",\"channel\":";
+  const char* name = occupied ? "channel_occupied" : "channel_vacated";
+  if (a == nullptr || !a->wants_webhook(name)) return;
+  std::string w = std::string("{\"name\":\"") + name + "\",\"channel\":";
   append_json_string(w, channel);
   w += '}';
-  webhook(*a, std::move(w), false, std::string("channel:") + std::string(topic));
+  webhook(*a, std::move(w), !occupied, std::string("channel:") + std::string(topic));
+}
+
+// The local broker's first/last subscriber of a topic in this process. In
+// a cluster, whether the channel became occupied or vacated is the
+// cluster's question: asked from the first loop, since this runs under the
+// broker's lock and the answer needs the broker again.
+void Hub::Impl::on_topic_occupied(std::string_view topic) {
+  if (cluster) {
+    app.loop(0).post([this, t = std::string(topic)] {
+      if (!clustered()) return channel_webhook(t, true);
+      cluster->occupied(t, [this, t](bool first) {
+        if (first) channel_webhook(t, true);
+      });
+    });
+    return;
+  }
+  channel_webhook(topic, true);
 }
 
 void Hub::Impl::on_topic_vacated(std::string_view topic) {
-  std::string_view channel;
-  AppState* a = app_for_topic(topic, &channel);
-  if (a == nullptr || !a->wants_webhook("channel_vacated")) return;
-  std::string w = "{\"name\":\"channel_vacated\",\"channel\":";
-  append_json_string(w, channel);
-  w += '}';
-  webhook(*a, std::move(w), true, std::string("channel:") + std::string(topic));
+  if (cluster) {
+    app.loop(0).post([this, t = std::string(topic)] {
+      if (!clustered()) return channel_webhook(t, false);
+      cluster->vacated(t, [this, t](bool last) {
+        if (last) channel_webhook(t, false);
+      });
+    });
+    return;
+  }
+  channel_webhook(topic, false);
 }
 
 // ------------------------------------------------------------ Hub
@@ -655,12 +835,18 @@ Hub::Hub(App& app, std::vector<AppConfig> apps, HubOptions options)
     LoopHub& l = impl.loops->get(loop);
     l.loop = &loop;
     l.sweep_timer = loop.add_timer(every, [endpoint, &l] { endpoint->sweep(l); }, every);
-    if (loop.index() == 0) impl.webhooks->start(loop);
+    if (loop.index() == 0) {
+      impl.webhooks->start(loop);
+      if (impl.cluster) impl.cluster->start(loop);
+    }
   });
   app.on_loop_stop([&impl](Loop& loop) {
     LoopHub& l = impl.loops->get(loop);
     loop.cancel_timer(l.sweep_timer);
-    if (loop.index() == 0) impl.webhooks->stop();
+    if (loop.index() == 0) {
+      if (impl.cluster) impl.cluster->stop();
+      impl.webhooks->stop();
+    }
   });
   app.broker().add_observer(&impl);
 }
@@ -693,6 +879,18 @@ bool Hub::publish(std::string_view app_id, std::string_view channel, std::string
   append_channel_event(event, name, channel, data);
   impl_->publish(a, channel, event, except, origin);
   return true;
+}
+
+bool Hub::publish_payload(std::string_view app_id, std::string_view channel, std::string_view payload,
+                          uint32_t origin, std::string* error) {
+  // Any thread: a parser of the calling thread's own.
+  thread_local BroadcastPayloadParser parser;
+  BroadcastPayload p;
+  if (BroadcastError e = parser.parse(payload, p); e != BroadcastError::none) {
+    if (error != nullptr) *error = describe(e);
+    return false;
+  }
+  return publish(app_id, channel, p.event, p.data, p.socket, origin, error);
 }
 
 const HubOptions& Hub::options() const noexcept {

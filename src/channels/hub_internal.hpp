@@ -116,6 +116,8 @@ class PresenceRegistry {
   size_t user_count(const std::string& topic) const;
   // Distinct members over the channels whose topic starts with `prefix`.
   size_t member_count(std::string_view prefix) const;
+  // Every channel's members here: topic -> (user_id, user_info).
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> snapshot() const;
 
  private:
   mutable std::mutex mu_;
@@ -153,6 +155,7 @@ struct WebhookEvent {
 };
 
 class Webhooks;
+class ClusterState;
 
 // The per-connection state (Component<PusherConn>).
 struct PusherConn {
@@ -213,6 +216,8 @@ struct windlass::channels::Hub::Impl final : TopicObserver {
   EventCache cache;
   std::unique_ptr<LoopLocal<LoopHub>> loops;
   std::unique_ptr<Webhooks> webhooks;
+  std::unique_ptr<ClusterState> cluster;  // set when the hub is one node of several
+  bool clustered() const;  // cluster set and Redis answering
 
   AppState* app_for_topic(std::string_view topic, std::string_view* channel) const;
 
@@ -221,6 +226,8 @@ struct windlass::channels::Hub::Impl final : TopicObserver {
   void publish(AppState& app, std::string_view channel, std::string_view event_json, uint64_t except = 0,
                uint32_t origin = 0);
   void webhook(AppState& app, std::string json, bool delayed_kind, std::string_view dedup_key = {});
+
+  void channel_webhook(std::string_view topic, bool occupied);
 
   // TopicObserver: a channel's first subscriber in the process, and its last.
   void on_topic_occupied(std::string_view topic) override;

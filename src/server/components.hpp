@@ -61,6 +61,10 @@ class EchoComponent final : public ServerComponent {
   void on_message(Connection& conn, const Message& msg) override;
 };
 
+// The origin tag of what windlass-server takes from Laravel's Redis
+// broadcaster (every node consumes it itself: a bridge must not carry it).
+inline constexpr uint32_t kLaravelOrigin = 0x4c415256;  // "LARV"
+
 // The component for a WebSocket route (chat or echo).
 std::shared_ptr<ServerComponent> make_component(const RouteConfig& route);
 

@@ -18,6 +18,7 @@
 #include <system_error>
 
 #include "units.hpp"
+#include "windlass/amqp.hpp"
 
 namespace windlass::server {
 
@@ -331,6 +332,7 @@ void read_server(Section& s, ServerOptions& o) {
   std::string io(windlass::to_string(o.io));
   s.one_of("io", io, kIoBackends);
   o.io = *windlass::parse_io_backend(io);
+  s.integer("node_id", o.node_id, 0, (1 << 24) - 1);
   s.integer("max_connections", o.max_connections, 1, 10'000'000);
   s.size("max_send_queue", o.max_send_queue, 1 * KiB, 2 * GiB);
   s.size("max_head_size", o.max_head_size, 1 * KiB, 1 * MiB);
@@ -521,6 +523,20 @@ void read_channels(Section& s, ChannelsConfig& c) {
   s.finish();
 }
 
+void read_broker_redis(Section& s, RedisConfig& r) {
+  s.string("redis_url", r.url);
+  if (const toml::node* n = s.table().get("redis_url"); n != nullptr && !r.url.empty() &&
+                                                       !r.url.starts_with("redis://") &&
+                                                       !r.url.starts_with("redis-cluster://")) {
+    s.fail(*n, "redis_url", "\"" + r.url + "\": expected redis://host:port or redis-cluster://host:port,host:port");
+  }
+  s.string("prefix", r.prefix);
+  s.boolean("fail_readiness_when_split", r.fail_readiness_when_split);
+  s.boolean("laravel", r.laravel);
+  s.string("laravel_prefix", r.laravel_prefix);
+  s.string("laravel_app", r.laravel_app);
+}
+
 // The secret of an [[app]]: given inline, or named by an environment
 // variable, or read from a file (stripped of a trailing newline), so that
 // it can stay out of the config file.
@@ -600,6 +616,54 @@ channels::AppConfig read_app(Section& s, const fs::path& base_dir) {
   }
   s.finish();
   return a;
+}
+
+// The channels app RabbitMQ messages go to, when amqp_app does not say:
+// the only [[app]]. `where` names what turned the input on, for the message.
+void resolve_amqp_app(AmqpConfig& a, const ChannelsConfig& channels, const std::string& where) {
+  if (!a.app.empty()) return;  // given, and checked by read_broker_amqp
+  if (channels.apps.empty()) {
+    throw ConfigError(where +
+                      ": RabbitMQ messages are published to a channels app, and no [[app]] is configured");
+  }
+  if (channels.apps.size() > 1) {
+    std::string ids;
+    for (const auto& app : channels.apps) ids += (ids.empty() ? "\"" : ", \"") + app.id + "\"";
+    throw ConfigError(where + ": there are " + std::to_string(channels.apps.size()) + " [[app]]s (" + ids +
+                      "): name the one RabbitMQ messages go to with broker.amqp_app");
+  }
+  a.app = channels.apps.front().id;
+}
+
+// [broker]'s RabbitMQ keys. Read after the [[app]]s, which amqp_app names.
+// The URL's password never appears in a message.
+void read_broker_amqp(Section& s, AmqpConfig& a, const ChannelsConfig& channels) {
+  if (const toml::node* n = s.find("amqp_url")) {
+    s.string("amqp_url", a.url);
+    AmqpUrl url;
+    if (AmqpUrlError e = parse_amqp_url(a.url, url); e != AmqpUrlError::none)
+      s.fail(*n, "amqp_url", describe(e));
+    a.enabled = true;
+  }
+  auto name = [&](std::string_view key, std::string& out) {
+    s.string(key, out);
+    if (const toml::node* n = s.table().get(key)) {
+      if (std::string why = amqp_name_problem(out); !why.empty()) s.fail(*n, key, "\"" + out + "\" " + why);
+    }
+  };
+  name("amqp_exchange", a.exchange);
+  name("amqp_queue", a.queue);
+  s.integer("amqp_prefetch", a.prefetch, 1, 65535);
+  if (const toml::node* n = s.find("amqp_app")) {
+    s.string("amqp_app", a.app);
+    auto known = [&](const channels::AppConfig& app) { return app.id == a.app; };
+    if (std::none_of(channels.apps.begin(), channels.apps.end(), known)) {
+      std::vector<std::string> ids;
+      for (const auto& app : channels.apps) ids.push_back(app.id);
+      s.fail(*n, "amqp_app", "\"" + a.app + "\" is not the id of an [[app]]" + suggest(a.app, ids));
+    }
+  }
+  if (a.enabled) resolve_amqp_app(a, channels, position(s.file(), s.table().source()) + "broker.amqp_url");
 }
 
 template <class T>
@@ -696,6 +760,13 @@ Config load_config(const fs::path& file) {
     }
   }
   c.channels.enabled = !c.channels.apps.empty();
+  if (const toml::table* t = sub_table("broker")) {
+    // One section, each reader its own keys; [[app]]s are known by now.
+    Section s(*t, "broker.", c.source);
+    read_broker_redis(s, c.broker.redis);
+    read_broker_amqp(s, c.broker.amqp, c.channels);
+    s.finish();
+  }
   top.finish();
   validate(c);
   return c;
@@ -734,6 +805,22 @@ void apply_override(Config& c, OverrideKey key, std::string_view value, std::str
       }
       c.log.level = value;
       break;
+    case OverrideKey::node_id:
+      if (auto v = parse_integer<uint32_t>(value, 0, (1 << 24) - 1))
+        c.server.node_id = *v;
+      else
+        fail("not a node id (0 to 16777215)");
+      break;
+    case OverrideKey::redis_url:
+      if (!value.empty() && !value.starts_with("redis://") && !value.starts_with("redis-cluster://")) {
+        fail("expected redis://host:port or redis-cluster://host:port,host:port");
+      }
+      c.broker.redis.url = value;
+      break;
+    case OverrideKey::laravel_prefix:
+      c.broker.redis.laravel_prefix = value;
+      c.broker.redis.laravel = true;
+      break;
     case OverrideKey::log_format:
       if (value == "text")
         c.log.format = LogFormat::text;
@@ -742,6 +829,17 @@ void apply_override(Config& c, OverrideKey key, std::string_view value, std::str
       else
         fail("not a log format (text or json)");
       break;
+    case OverrideKey::amqp_url: {
+      // Not quoted back: it holds a password.
+      AmqpUrl url;
+      if (AmqpUrlError e = parse_amqp_url(value, url); e != AmqpUrlError::none) {
+        throw ConfigError(std::string(origin) + ": " + describe(e));
+      }
+      c.broker.amqp.url = value;
+      c.broker.amqp.enabled = true;
+      resolve_amqp_app(c.broker.amqp, c.channels, std::string(origin));
+      break;
+    }
   }
 }
 
@@ -785,6 +883,32 @@ void validate(const Config& c) {
   }
 }
 
+void validate_broker(const Config& c) {
+  if (c.broker.redis.laravel) {
+    if (c.broker.redis.url.empty()) {
+      throw ConfigError(c.source + ": broker.laravel needs broker.redis_url (or WINDLASS_REDIS_URL)");
+    }
+    if (!c.channels.enabled) throw ConfigError(c.source + ": broker.laravel needs an [[app]] to broadcast to");
+    if (c.broker.redis.laravel_app.empty() && c.channels.apps.size() != 1) {
+      throw ConfigError(c.source + ": broker.laravel_app must name the [[app]] Laravel broadcasts to");
+    }
+    if (!c.broker.redis.laravel_app.empty() &&
+        std::none_of(c.channels.apps.begin(), c.channels.apps.end(),
+                     [&](const auto& a) { return a.id == c.broker.redis.laravel_app; })) {
+      throw ConfigError(c.source + ": broker.laravel_app \"" + c.broker.redis.laravel_app + "\" is not an [[app]] id");
+    }
+  }
+}
+
+std::string amqp_node_id(const Config& c) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::strcpy(host, "localhost");
+  const unsigned port = c.server.plain_listener ? c.server.port : c.server.tls_port;
+  // A port picked at random names a new queue at every start: nothing
+  // durable to find again, but at least not another process's queue.
+  return std::string(host) + "." + (port != 0 ? std::to_string(port) : "pid" + std::to_string(::getpid()));
+}
+
 std::string summary(const Config& c) {
   std::string listen =
       c.server.plain_listener ? c.server.host + ":" + std::to_string(c.server.port) : "tls only";
@@ -802,6 +926,23 @@ std::string summary(const Config& c) {
   if (c.channels.enabled) {
     s += ", channels " + c.channels.options.websocket_prefix + "/{key} (" + std::to_string(c.channels.apps.size()) +
          (c.channels.apps.size() == 1 ? " app)" : " apps)");
+  }
+  if (!c.broker.redis.url.empty()) {
+    // Credentials stay out of logs: "redis://***@host:port".
+    std::string url = c.broker.redis.url;
+    if (const size_t at = url.rfind('@'); at != std::string::npos) {
+      const size_t scheme = url.find("://");
+      url = url.substr(0, scheme + 3) + "***" + url.substr(at);
+    }
+    s += ", redis " + url +
+         (c.broker.redis.laravel ? " (+laravel " + c.broker.redis.laravel_prefix + "*)" : "");
+  }
+  if (c.broker.amqp.enabled) {
+    AmqpUrl url;
+    parse_amqp_url(c.broker.amqp.url, url);
+    s += ", amqp " + url.redacted() + " exchange " + c.broker.amqp.exchange + " queue " +
+         (c.broker.amqp.queue.empty() ? "windlass." + amqp_node_id(c) : c.broker.amqp.queue) + " -> app " +
+         c.broker.amqp.app;
   }
   s += ", metrics " + (c.metrics.enabled ? c.metrics.path : std::string("off"));
   s += ", log " + c.log.level + " " + (c.log.format == LogFormat::json ? "json" : "text") + ", access log " +

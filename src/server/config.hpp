@@ -70,6 +70,45 @@ struct ChannelsConfig {
   std::vector<std::string> demo_apps;
 };
 
+// [broker]: what connects this node to the other nodes and to the web
+// application's message brokers. Each input or bridge has its own struct
+// and its own reader in config.cpp (read_broker_redis, read_broker_amqp),
+// so that they stay apart.
+
+// Several windlass-server processes as one, through Redis, and Laravel's
+// Redis broadcaster as an input.
+struct RedisConfig {
+  std::string url;  // empty: no bridge (WINDLASS_REDIS_URL overrides)
+  std::string prefix = "windlass:";
+  bool fail_readiness_when_split = false;  // /readyz answers 503 while Redis is away
+  // Laravel's Redis broadcaster: PSUBSCRIBE "<laravel_prefix>*" and
+  // broadcast each message to the Pusher channel named by the rest.
+  bool laravel = false;
+  std::string laravel_prefix = "laravel_database_";  // WINDLASS_LARAVEL_PREFIX overrides
+  std::string laravel_app;                           // the [[app]] id; default: the only one
+};
+
+// RabbitMQ as an input (include/windlass/amqp.hpp): messages published to
+// `exchange` with the channel as routing key and Laravel's broadcast
+// payload as body go to the hub's app `app`.
+struct AmqpConfig {
+  bool enabled = false;  // amqp_url is set, in the file or by WINDLASS_AMQP_URL
+  std::string url;       // holds the password: log AmqpUrl::redacted() instead
+  std::string exchange = "windlass";
+  // Empty: "windlass.<hostname>.<port>" (server.port, or tls.port without
+  // a plain listener), or "windlass.<hostname>.pid<pid>" when the port is 0.
+  std::string queue;
+  uint16_t prefetch = 100;
+  // The [[app]] messages are published to: amqp_app, or the only [[app]].
+  // Never empty when enabled.
+  std::string app;
+};
+
+struct BrokerConfig {
+  RedisConfig redis;
+  AmqpConfig amqp;
+};
+
 struct Config {
   ServerOptions server;  // on_access and handle_signals are set by main, not by the file
   WsOptions websocket;   // defaults for every WebSocket route
@@ -77,6 +116,7 @@ struct Config {
   MetricsConfig metrics;
   std::vector<RouteConfig> routes;
   ChannelsConfig channels;
+  BrokerConfig broker;
   std::string source = "(built-in defaults)";  // the file it came from
 };
 
@@ -84,8 +124,20 @@ struct Config {
 // against the file's directory. Throws ConfigError.
 Config load_config(const std::filesystem::path& file);
 
-// The keys that environment variables and flags may override.
-enum class OverrideKey : uint8_t { host, port, threads, io, log_level, log_format };
+// The keys that environment variables and flags may override. amqp_url
+// comes from WINDLASS_AMQP_URL only: a flag would show its password to ps.
+enum class OverrideKey : uint8_t {
+  host,
+  port,
+  threads,
+  io,
+  log_level,
+  log_format,
+  node_id,
+  redis_url,
+  laravel_prefix,
+  amqp_url
+};
 
 // Applies one override, validated as strictly as the file's key; `origin`
 // names where it came from ("WINDLASS_PORT" or "--port") for the message.
@@ -95,6 +147,15 @@ void apply_override(Config& config, OverrideKey key, std::string_view value, std
 // Checks what no single key can: route paths that collide, routes that
 // shadow the metrics or health endpoints. Throws ConfigError.
 void validate(const Config& config);
+
+// What depends on keys that the environment or flags may give
+// (broker.laravel needs a Redis URL): checked after every override.
+void validate_broker(const Config& config);
+
+// The node id the AMQP input derives its queue from when amqp_queue is
+// not given ("<hostname>.<port>", see AmqpConfig): the queue is
+// "windlass." followed by it.
+std::string amqp_node_id(const Config& config);
 
 // One line for --check-config and the startup log.
 std::string summary(const Config& config);

@@ -11,17 +11,22 @@
 #include <cstdlib>
 #include <exception>
 #include <memory>
+#include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "access_log.hpp"
 #include "components.hpp"
 #include "config.hpp"
+#include "escape.hpp"
 #include "logging.hpp"
 #include "metrics.hpp"
 #include "notify.hpp"
 #include "units.hpp"
+#include "windlass/amqp.hpp"
 #include "windlass/channels.hpp"
+#include "windlass/redis.hpp"
 #include "windlass/windlass.hpp"
 
 namespace ws = windlass::server;
@@ -35,7 +40,7 @@ struct Flags {
   std::string config;
   bool check_config = false;
   // Empty when not given; validated by apply_override like the file's keys.
-  std::string host, port, threads, io, log_level, log_format;
+  std::string host, port, threads, io, log_level, log_format, node_id, redis_url;
 };
 
 struct OverrideSource {
@@ -52,6 +57,8 @@ constexpr OverrideSource kOverrides[] = {
     {ws::OverrideKey::io, "WINDLASS_IO", "--io", &Flags::io},
     {ws::OverrideKey::log_level, "WINDLASS_LOG_LEVEL", "--log-level", &Flags::log_level},
     {ws::OverrideKey::log_format, "WINDLASS_LOG_FORMAT", "--log-format", &Flags::log_format},
+    {ws::OverrideKey::node_id, "WINDLASS_NODE_ID", "--node-id", &Flags::node_id},
+    {ws::OverrideKey::redis_url, "WINDLASS_REDIS_URL", "--redis-url", &Flags::redis_url},
 };
 
 // An empty variable counts as unset, as most shells and compose files
@@ -69,9 +76,17 @@ ws::Config effective_config(const Flags& flags, bool config_from_flag) {
   for (const auto& o : kOverrides) {
     if (const char* v = env(o.env)) ws::apply_override(config, o.key, v, o.env);
   }
+  if (const char* v = env("WINDLASS_LARAVEL_PREFIX")) {
+    ws::apply_override(config, ws::OverrideKey::laravel_prefix, v, "WINDLASS_LARAVEL_PREFIX");
+  }
+  // No flag for this one: a URL on the command line shows its password to ps.
+  if (const char* v = env("WINDLASS_AMQP_URL")) {
+    ws::apply_override(config, ws::OverrideKey::amqp_url, v, "WINDLASS_AMQP_URL");
+  }
   for (const auto& o : kOverrides) {
     if (!(flags.*o.value).empty()) ws::apply_override(config, o.key, flags.*o.value, o.flag);
   }
+  ws::validate_broker(config);
   return config;
 }
 
@@ -101,9 +116,28 @@ int serve(const ws::Config& config) {
   // and SIGHUP is answered with a log line either way.
   options.handle_signals = false;
   options.on_access = ws::make_access_hook(config.log.format);
+  if (!config.broker.redis.url.empty() && options.node_id == 0) {
+    // Nodes of one cluster need distinct ids (they are in every socket id):
+    // one drawn at random is distinct with near certainty.
+    std::random_device rd;
+    options.node_id = 1 + rd() % ((1u << 24) - 1);
+    log.info("node id {} (drawn at random: set server.node_id or WINDLASS_NODE_ID to fix it)", options.node_id);
+  }
   windlass::App app(options);
 
+  std::shared_ptr<windlass::redis::RedisBridge> bridge;
+  if (!config.broker.redis.url.empty()) {
+    try {
+      bridge = windlass::redis::RedisBridge::install(app, {.url = config.broker.redis.url, .prefix = config.broker.redis.prefix});
+    } catch (const std::invalid_argument& e) {
+      log.error("broker: {}", e.what());
+      return 1;
+    }
+  }
+
   ws::Notifier notifier;
+  // RabbitMQ as an input, when [broker] amqp_url is set (made below).
+  std::unique_ptr<windlass::AmqpInput> amqp;
   // Registered on the first loop before run() starts the other threads,
   // which inherit the blocked signal mask: only this loop's signalfd sees
   // them. And before listening: a SIGTERM sent as soon as the "listening
@@ -121,6 +155,9 @@ int serve(const ws::Config& config) {
       return;
     }
     stopping = true;
+    // No delivery is taken after this: what the hub already took is
+    // acknowledged, the rest stays in the queue for the next start.
+    if (amqp) amqp->stop();
     log.info("received {}: draining for {}, then closing connections (waiting up to {}){}", name,
              ws::format_duration(config.server.drain_delay),
              ws::format_duration(config.server.shutdown_timeout),
@@ -161,8 +198,28 @@ int serve(const ws::Config& config) {
   // The Pusher-protocol hub, when [[app]]s are configured.
   std::unique_ptr<windlass::channels::Hub> hub;
   if (config.channels.enabled) {
+    windlass::channels::HubOptions hub_options = config.channels.options;
+    if (bridge) {
+      // Several nodes, one hub: presence, counts and webhooks are the cluster's, kept in Redis.
+      auto cluster = std::make_shared<windlass::channels::ClusterOptions>();
+      std::weak_ptr<windlass::redis::RedisBridge> weak = bridge;
+      cluster->redis = [weak](std::string key, std::vector<std::string> args,
+                              windlass::channels::ClusterOptions::Reply reply) {
+        if (auto b = weak.lock()) {
+          b->command(std::move(key), std::move(args), std::move(reply));
+        } else if (reply) {
+          reply({}, "the bridge is gone");
+        }
+      };
+      cluster->connected = [weak] {
+        auto b = weak.lock();
+        return b && b->connected();
+      };
+      cluster->key_prefix = config.broker.redis.prefix;
+      hub_options.cluster = std::move(cluster);
+    }
     try {
-      hub = std::make_unique<windlass::channels::Hub>(app, config.channels.apps, config.channels.options);
+      hub = std::make_unique<windlass::channels::Hub>(app, config.channels.apps, hub_options);
     } catch (const std::invalid_argument& e) {
       log.error("{}", e.what());
       return 1;
@@ -175,7 +232,52 @@ int serve(const ws::Config& config) {
     log.info("channels: {} app(s) at {}/{{key}}; HTTP API at /apps/{{id}}/...", config.channels.apps.size(),
              config.channels.options.websocket_prefix);
   }
-  ws::add_metrics_routes(app, config.metrics, std::move(route_metrics), hub.get());
+  if (bridge && config.broker.redis.laravel) {
+    // Laravel's Redis broadcaster PUBLISHes {"event","data","socket"} on
+    // "<prefix><channel>". Every node subscribes and delivers to its own
+    // clients, so these are published here only (an origin tag of their own).
+    const std::string prefix = config.broker.redis.laravel_prefix;
+    const std::string app_id =
+        config.broker.redis.laravel_app.empty() ? config.channels.apps.front().id : config.broker.redis.laravel_app;
+    windlass::channels::Hub* h = hub.get();
+    bridge->psubscribe(prefix + "*", [h, prefix, app_id](std::string_view channel, std::string_view payload) {
+      std::string error;
+      if (!h->publish_payload(app_id, channel.substr(prefix.size()), payload, ws::kLaravelOrigin, &error)) {
+        windlass::log(windlass::LogLevel::warn, "broker: laravel message on \"" + std::string(channel) +
+                                                    "\" dropped: " + error);
+      }
+    });
+    log.info("broker: Laravel's Redis broadcaster on {}* goes to app {}", prefix, app_id);
+  }
+  if (config.broker.amqp.enabled) {
+    const ws::AmqpConfig& c = config.broker.amqp;
+    windlass::AmqpOptions o;
+    o.url = c.url;
+    o.exchange = c.exchange;
+    o.queue = c.queue;
+    o.node_id = ws::amqp_node_id(config);
+    o.prefetch = c.prefetch;
+    // What the hub's payload parser takes: larger bodies are refused
+    // before they are gathered.
+    o.max_message_size = 64 * 1024;
+    windlass::channels::Hub* h = hub.get();
+    auto handler = [h, app_id = c.app, &log](std::string_view key, std::string_view body) {
+      std::string error;
+      if (h->publish_payload(app_id, key, body, windlass::kAmqpOrigin, &error)) return true;
+      std::string line;
+      ws::append_one_line(line, key);
+      log.warn("amqp: rejected a message with routing key \"{}\": {}", line, error);
+      return false;
+    };
+    try {
+      amqp = std::make_unique<windlass::AmqpInput>(app.loop(), std::move(o), std::move(handler));
+    } catch (const std::invalid_argument& e) {
+      log.error("{}", e.what());
+      return 1;
+    }
+  }
+  ws::add_metrics_routes(app, config.metrics, std::move(route_metrics), hub.get(), bridge.get(),
+                         config.broker.redis.fail_readiness_when_split, amqp.get());
 
   try {
     app.listen();
@@ -202,12 +304,18 @@ int serve(const ws::Config& config) {
   log.info("{} ({} event loop{} on {})", listening, app.thread_count(), app.thread_count() == 1 ? "" : "s",
            windlass::to_string(app.loop().backend()));
 
+  // After listening, so that the first deliveries find the endpoints up.
+  if (amqp) amqp->start();
+
   // Posted, so READY=1 is sent by the running loop, not merely a bound socket.
   app.loop().post([&] {
     notifier.start_timers(app, milliseconds(10'000));
     notifier.ready(listening);
   });
   app.run();
+  // Before the hub its handler publishes to; the thread ends at once if
+  // SIGTERM already stopped it.
+  amqp.reset();
   log.info("stopped");
   return 0;
 }
@@ -233,6 +341,10 @@ int main(int argc, char** argv) {
   cli.add_option("--log-level", flags.log_level,
                  "trace, debug, info, warn, error, off (env WINDLASS_LOG_LEVEL)");
   cli.add_option("--log-format", flags.log_format, "text or json (env WINDLASS_LOG_FORMAT)");
+  cli.add_option("--node-id", flags.node_id,
+                 "This node's id in a cluster, 1-16777215 (env WINDLASS_NODE_ID; config server.node_id)");
+  cli.add_option("--redis-url", flags.redis_url,
+                 "redis://host:port or redis-cluster://host:port,... (env WINDLASS_REDIS_URL; config broker.redis_url)");
   cli.footer(
       "Precedence: flags, then environment variables, then the config file, then built-in defaults.\n"
       "Every key is described in docs/configuration.md.");

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <initializer_list>
@@ -205,10 +206,54 @@ void render_channels(Exposition& x, const channels::Hub& hub) {
   }
 }
 
+void render_amqp(Exposition& x, const AmqpInput& amqp) {
+  const AmqpStats st = amqp.stats();
+  const std::initializer_list<Label> labels = {{"queue", amqp.queue()}};
+  auto one = [&](std::string_view name, std::string_view type, std::string_view help, auto value) {
+    x.family(name, type, help);
+    x.sample(name, labels, value);
+  };
+  one("windlass_amqp_connected", "gauge", "1 while the RabbitMQ input is connected and consuming, else 0.",
+      uint64_t{st.connected});
+  one("windlass_amqp_state_since_seconds", "gauge",
+      "When windlass_amqp_connected last changed (or the input started), seconds since the epoch.",
+      std::chrono::duration<double>(st.since.time_since_epoch()).count());
+  one("windlass_amqp_messages_delivered_total", "counter",
+      "Messages the hub took from the queue (acknowledged).", st.delivered);
+  one("windlass_amqp_messages_rejected_total", "counter",
+      "Messages rejected without requeue: bad payload, bad channel, unknown app, too large.", st.rejected);
+  one("windlass_amqp_redeliveries_skipped_total", "counter",
+      "Redelivered messages acknowledged without publishing: the hub had taken them before a connection was "
+      "lost.",
+      st.duplicates);
+  one("windlass_amqp_reconnects_total", "counter", "Connections to RabbitMQ made again after one was lost.",
+      st.reconnects);
+  one("windlass_amqp_connect_failures_total", "counter",
+      "Attempts to connect (and declare, bind, consume) that failed.", st.connect_failures);
+  one("windlass_amqp_messages_in_flight", "gauge",
+      "Deliveries handed to the hub's loop, verdict not yet back.", st.in_flight);
+}
+
 }  // namespace
 
+void render_bridge(Exposition& x, const redis::RedisBridge& bridge) {
+  const redis::BridgeStats b = bridge.stats();
+  x.single("windlass_redis_connected", "gauge", "1 while the Redis bridge is connected; 0: the cluster is split.",
+           uint64_t{b.connected});
+  x.single("windlass_redis_split_since_seconds", "gauge",
+           "When the bridge last lost Redis (Unix seconds); 0 while connected.",
+           static_cast<double>(b.split_since_unix_ms) / 1000.0);
+  x.single("windlass_redis_published_total", "counter", "Messages this node sent to Redis.", b.published);
+  x.single("windlass_redis_received_total", "counter", "Messages from other nodes delivered here.", b.received);
+  x.single("windlass_redis_dropped_total", "counter", "Publishes dropped: the outbox was full while Redis was away.",
+           b.dropped);
+  x.single("windlass_redis_outbox", "gauge", "Publishes waiting for Redis.", b.outbox);
+  x.single("windlass_redis_reconnects_total", "counter", "Times the bridge came back after losing Redis.", b.reconnects);
+  x.single("windlass_redis_subscriptions", "gauge", "Topics this node is subscribed to on Redis.", b.subscriptions);
+}
+
 std::string render_metrics(const Stats& s, unsigned threads, const std::vector<RouteMetrics>& routes,
-                           const channels::Hub* hub) {
+                           const channels::Hub* hub, const redis::RedisBridge* bridge, const AmqpInput* amqp) {
   Exposition x;
   x.family("windlass_build_info", "gauge", "Always 1; the version of this windlass-server.");
   x.sample("windlass_build_info", {{"version", WINDLASS_VERSION}}, uint64_t{1});
@@ -286,11 +331,14 @@ std::string render_metrics(const Stats& s, unsigned threads, const std::vector<R
     x.single("process_max_fds", "gauge", "Maximum number of open file descriptors.", p.max_fds);
   }
   if (hub != nullptr) render_channels(x, *hub);
+  if (bridge != nullptr) render_bridge(x, *bridge);
+  if (amqp != nullptr) render_amqp(x, *amqp);
   return x.take();
 }
 
 void add_metrics_routes(App& app, const MetricsConfig& config, std::vector<RouteMetrics> routes,
-                        const channels::Hub* hub) {
+                        const channels::Hub* hub, const redis::RedisBridge* bridge, bool split_fails_readiness,
+                        const AmqpInput* amqp) {
   // Probes and scrapers only read: anything but GET and HEAD is a mistake
   // worth a clear answer rather than a page.
   auto read_only = [](const Request& req, Response& res) {
@@ -300,13 +348,14 @@ void add_metrics_routes(App& app, const MetricsConfig& config, std::vector<Route
     return false;
   };
   if (config.enabled) {
-    app.http(config.path, [&app, routes = std::move(routes), read_only, hub](const Request& req, Response& res) {
-      if (!read_only(req, res)) return;
-      res = Response::text(200, render_metrics(app.stats(), app.thread_count(), routes, hub));
-      res.headers.clear();
-      res.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-      res.header("Cache-Control", "no-store");
-    });
+    app.http(config.path,
+             [&app, routes = std::move(routes), read_only, hub, bridge, amqp](const Request& req, Response& res) {
+               if (!read_only(req, res)) return;
+               res = Response::text(200, render_metrics(app.stats(), app.thread_count(), routes, hub, bridge, amqp));
+               res.headers.clear();
+               res.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+               res.header("Cache-Control", "no-store");
+             });
   }
   if (!config.health_path.empty()) {
     // Liveness: answering at all is the proof.
@@ -320,9 +369,17 @@ void add_metrics_routes(App& app, const MetricsConfig& config, std::vector<Route
     // Readiness: fails as soon as draining starts, while connections are
     // still served, so a load balancer sends new clients elsewhere before
     // this process closes anything (ServerOptions::drain_delay).
-    app.http(config.ready_path, [&app, read_only](const Request& req, Response& res) {
+    app.http(config.ready_path, [&app, read_only, bridge, split_fails_readiness](const Request& req, Response& res) {
       if (!read_only(req, res)) return;
-      res = app.stats().draining ? Response::text(503, "draining\n") : Response::text(200, "ready\n");
+      if (app.stats().draining) {
+        res = Response::text(503, "draining\n");
+      } else if (bridge != nullptr && !bridge->connected()) {
+        // Said either way; whether it fails readiness is the operator's choice.
+        res = split_fails_readiness ? Response::text(503, "redis unreachable: the cluster is split\n")
+                                    : Response::text(200, "ready (redis unreachable: the cluster is split)\n");
+      } else {
+        res = Response::text(200, "ready\n");
+      }
       res.header("Cache-Control", "no-store");
     });
   }

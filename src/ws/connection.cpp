@@ -43,7 +43,7 @@ const detail::ConnectionSlotHeader& header_of(const WsConnection* impl) noexcept
     return SendStatus::closed;
   }
   loop->post([impl, id, op, bytes = std::string(static_cast<const char*>(data), len)] {
-    if (impl->id() == id) impl->send(op, bytes.data(), bytes.size());
+    if (WsConnection::id_in_slot(impl) == id) impl->send(op, bytes.data(), bytes.size());
   });
   return SendStatus::queued;
 }
@@ -51,7 +51,7 @@ const detail::ConnectionSlotHeader& header_of(const WsConnection* impl) noexcept
 }  // namespace
 
 WsConnection* Connection::live() const noexcept {
-  if (impl_ == nullptr || impl_->id() != id_) return nullptr;
+  if (impl_ == nullptr || WsConnection::id_in_slot(impl_) != id_) return nullptr;
   return impl_;
 }
 
@@ -60,7 +60,7 @@ inline SendStatus send_on_loop(const Connection& c, Opcode op, const void* data,
   WsConnection* impl = c.impl();
   if (impl == nullptr) return SendStatus::closed;
   if (c.loop()->in_loop_thread()) {
-    if (impl->id() != c.id()) return SendStatus::closed;
+    if (WsConnection::id_in_slot(impl) != c.id()) return SendStatus::closed;
     return impl->send(op, data, len);
   }
   return post_send(impl, c.id(), c.loop(), op, data, len);
@@ -89,7 +89,7 @@ void Connection::close(uint16_t code, std::string_view reason) const {
     if (WsConnection* c = live()) c->close(code, reason, CloseCause::server_closed);
   } else {
     loop_->post([impl = impl_, id = id_, code, r = std::string(reason)] {
-      if (impl->id() == id) impl->close(code, r, CloseCause::server_closed);
+      if (WsConnection::id_in_slot(impl) == id) impl->close(code, r, CloseCause::server_closed);
     });
   }
 }

@@ -39,6 +39,10 @@ bool TopicTable::remove(std::string_view name, WsConnection* conn) {
   auto pos = std::find(t.subscribers.begin(), t.subscribers.end(), conn);
   if (pos == t.subscribers.end()) return false;
   --t.live;
+  if (t.recovering) {
+    std::erase_if(*t.recovering, [conn](const Recovering& r) { return r.conn == conn; });
+    if (t.recovering->empty()) t.recovering.reset();
+  }
   if (t.iterating > 0) {
     // A delivery is walking the list by index: leave a hole, compact after.
     *pos = nullptr;
@@ -68,7 +72,49 @@ bool TopicTable::unsubscribe(std::string_view name, WsConnection* conn, bool& la
   return true;
 }
 
-void TopicTable::deliver(std::string_view name, const SharedFrame& frame, uint64_t except_id) {
+void TopicTable::begin_recovery(std::string_view name, WsConnection* conn, StreamOffset have, bool pending) {
+  auto it = topics_.find(name);
+  if (it == topics_.end()) return;
+  Topic& t = it->second;
+  if (!t.recovering) t.recovering = std::make_unique<std::vector<Recovering>>();
+  Recovering r;
+  r.conn = conn;
+  r.pending = pending;
+  r.have = have;
+  t.recovering->push_back(std::move(r));
+}
+
+TopicTable::Recovering* TopicTable::recovering(std::string_view name, WsConnection* conn) {
+  auto it = topics_.find(name);
+  if (it == topics_.end() || !it->second.recovering) return nullptr;
+  for (Recovering& r : *it->second.recovering) {
+    if (r.conn == conn) return &r;
+  }
+  return nullptr;
+}
+
+bool TopicTable::admit(Topic& t, WsConnection* c, const SharedFrame& frame,
+                       const std::optional<StreamOffset>& offset) {
+  auto& list = *t.recovering;
+  auto r = std::find_if(list.begin(), list.end(), [c](const Recovering& x) { return x.conn == c; });
+  if (r == list.end()) return true;
+  if (r->pending) {
+    if (r->held.size() >= kMaxHeld) {
+      r->held.erase(r->held.begin());
+      r->overflowed = true;
+    }
+    r->held.emplace_back(offset, frame);
+    return false;
+  }
+  if (!offset) return true;                // delivered while the history could not be written
+  if (*offset <= r->have) return false;    // it has this one from the history
+  list.erase(r);                           // caught up: from here on, an ordinary subscriber
+  if (list.empty()) t.recovering.reset();
+  return true;
+}
+
+void TopicTable::deliver(std::string_view name, const SharedFrame& frame, uint64_t except_id,
+                         const std::optional<StreamOffset>& offset) {
   auto it = topics_.find(name);
   if (it == topics_.end()) return;
   Topic& t = it->second;
@@ -78,7 +124,9 @@ void TopicTable::deliver(std::string_view name, const SharedFrame& frame, uint64
   size_t n = t.subscribers.size();
   for (size_t i = 0; i < n; ++i) {
     WsConnection* c = t.subscribers[i];
-    if (c != nullptr && c->id() != except_id) c->send_shared(frame, compressed);
+    if (c == nullptr || c->id() == except_id) continue;
+    if (t.recovering && !admit(t, c, frame, offset)) continue;
+    c->send_shared(frame, compressed);
   }
   if (--t.iterating == 0 && t.has_holes) {
     std::erase(t.subscribers, nullptr);

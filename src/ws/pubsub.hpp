@@ -11,10 +11,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
+
+#include "windlass/history.hpp"
 
 namespace windlass::detail {
 
@@ -62,10 +66,30 @@ class TopicTable {
   }
   // Delivers `frame` to the topic's subscribers except the connection with
   // id `except_id` (0: none). Subscribers may unsubscribe, close or
-  // subscribe others while it runs.
-  void deliver(std::string_view name, const SharedFrame& frame, uint64_t except_id);
+  // subscribe others while it runs. `offset`: the message's place in the
+  // topic's history, for the subscribers catching up (below).
+  void deliver(std::string_view name, const SharedFrame& frame, uint64_t except_id,
+               const std::optional<StreamOffset>& offset = std::nullopt);
   size_t subscriber_count(std::string_view name) const;
   size_t topic_count() const noexcept { return topics_.size(); }
+
+  // A subscriber catching up from the topic's history
+  // (LocalBroker::subscribe_from). While its history is read (`pending`),
+  // live messages wait for it in `held`; once it has caught up to `have`,
+  // live messages at or before `have` are ones it already got, skipped,
+  // and the first later one ends its catching up.
+  struct Recovering {
+    WsConnection* conn = nullptr;
+    bool pending = true;
+    bool overflowed = false;  // more than kMaxHeld waited: the oldest were lost
+    StreamOffset have;
+    std::vector<std::pair<std::optional<StreamOffset>, SharedFrame>> held;
+  };
+  static constexpr size_t kMaxHeld = 10'000;
+  // `conn` is subscribed to `name`.
+  void begin_recovery(std::string_view name, WsConnection* conn, StreamOffset have, bool pending);
+  // Null when `conn` is not catching up on `name` (or left it).
+  Recovering* recovering(std::string_view name, WsConnection* conn);
 
  private:
   struct Topic {
@@ -73,7 +97,10 @@ class TopicTable {
     size_t live = 0;         // non-null entries
     int iterating = 0;       // > 0 while a delivery walks the list
     bool has_holes = false;  // entries nulled during a delivery
+    std::unique_ptr<std::vector<Recovering>> recovering;  // null but while someone catches up
   };
+  // What a catching-up subscriber does with a live message: true to send it now.
+  static bool admit(Topic& t, WsConnection* c, const SharedFrame& frame, const std::optional<StreamOffset>& offset);
   // Takes conn off the topic's list; true when the topic is now empty.
   bool remove(std::string_view name, WsConnection* conn);
 

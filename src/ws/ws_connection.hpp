@@ -58,6 +58,13 @@ class WsConnection final : public SocketHandler {
   bool is_open() const noexcept { return state_ == State::open; }
   bool upgrading() const noexcept { return state_ == State::upgrading; }
   uint64_t id() const noexcept { return header().id.load(std::memory_order_relaxed); }
+  // The id in the slot of `c`, which may hold no live connection (a handle
+  // kept after its close): read from the header, without a member call on
+  // what may be no object.
+  static uint64_t id_in_slot(const WsConnection* c) noexcept {
+    return reinterpret_cast<const ConnectionSlotHeader*>(reinterpret_cast<const std::byte*>(c) - kSlotHeaderSize)
+        ->id.load(std::memory_order_relaxed);
+  }
   ConnectionSlotHeader& header() const noexcept {
     return *reinterpret_cast<ConnectionSlotHeader*>(reinterpret_cast<std::byte*>(const_cast<WsConnection*>(this)) -
                                                     kSlotHeaderSize);

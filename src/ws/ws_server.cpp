@@ -97,6 +97,8 @@ struct PendingHandshake final : PendingUpgradeLink {
   void refuse(int status, std::string_view reason, std::string_view extra);
   void fail(int status);
   void accept(std::string subprotocol, bool chosen, std::function<void(Connection&)> prepare);
+  void resume(const std::shared_ptr<PendingHandshake>& self, const Request& request,
+              const std::function<void(Upgrade&)>& hook);
 };
 
 class Handshake {
@@ -219,6 +221,34 @@ void PendingHandshake::accept(std::string subprotocol, bool chosen, std::functio
   endpoint->server().release(this);
 }
 
+void PendingHandshake::resume(const std::shared_ptr<PendingHandshake>& self, const Request& request,
+                              const std::function<void(Upgrade&)>& hook) {
+  if (done) return;
+  if (session == nullptr) return fail(0);  // the client left while the answer was on its way
+  // Answerable again during the hook: a hook that defers may answer at
+  // once, as any hook may. The hook runs on this thread, so neither the
+  // sweep nor the client leaving can claim the answer meanwhile.
+  answered.store(false);
+  Handshake h(*endpoint, *socket, *conn, request, *session, plan);
+  h.pending = self;
+  endpoint->run_hook(h, "the resumed upgrade hook", hook);
+  switch (h.answer) {
+    case Handshake::Answer::defer:
+      return;  // same link, same deadline
+    case Handshake::Answer::accept:
+      answered.store(true);
+      return accept(std::move(h.subprotocol), h.subprotocol_chosen, {});
+    case Handshake::Answer::none:
+      log_error("ws: {}: the resumed upgrade hook returned without accepting, refusing or deferring",
+                endpoint->route().pattern);
+      h.refusal = Refusal{500, "the upgrade was not answered", {}};
+      [[fallthrough]];
+    case Handshake::Answer::refuse:
+      answered.store(true);
+      return refuse(h.refusal.status, h.refusal.reason, headers_text(h.refusal.headers));
+  }
+}
+
 void PendingHandshake::client_left() {
   session = nullptr;
   socket = nullptr;
@@ -301,6 +331,27 @@ void WsEndpoint::free_retired() {
   retired_.clear();
 }
 
+void WsEndpoint::run_hook(Handshake& h, const char* what, const std::function<void(Upgrade&)>& hook) {
+  Upgrade upgrade(h);
+  server_.set_current_upgrade(&h.conn, &h.request);
+  try {
+    hook(upgrade);
+  } catch (...) {
+    auto error = std::current_exception();
+    log_error("ws: {}: {} threw: {}", route_.pattern, what, describe_exception(error));
+    Connection self = h.conn.handle();
+    try {
+      component().on_error(self, error);
+    } catch (...) {
+    }
+    if (h.answer == Handshake::Answer::none || h.answer == Handshake::Answer::accept) {
+      h.answer = Handshake::Answer::refuse;
+      h.refusal = Refusal{500, "internal server error", {}};
+    }
+  }
+  server_.set_current_upgrade(nullptr, nullptr);
+}
+
 void WsEndpoint::upgrade(Socket& socket, const proto::HttpRequestHead& head, const Request& request,
                          UpgradeSession& session) {
   proto::UpgradeRequest up;
@@ -346,24 +397,7 @@ void WsEndpoint::upgrade(Socket& socket, const proto::HttpRequestHead& head, con
   }
 
   Handshake h(*this, socket, *conn, request, session, plan);
-  Upgrade upgrade(h);
-  server_.set_current_upgrade(conn, &request);
-  try {
-    component().on_upgrade(upgrade);
-  } catch (...) {
-    auto error = std::current_exception();
-    log_error("ws: {}: on_upgrade threw: {}", route_.pattern, describe_exception(error));
-    Connection self = conn->handle();
-    try {
-      component().on_error(self, error);
-    } catch (...) {
-    }
-    if (h.answer == Handshake::Answer::none || h.answer == Handshake::Answer::accept) {
-      h.answer = Handshake::Answer::refuse;
-      h.refusal = Refusal{500, "internal server error", {}};
-    }
-  }
-  server_.set_current_upgrade(nullptr, nullptr);
+  run_hook(h, "on_upgrade", [this](Upgrade& hook_upgrade) { component().on_upgrade(hook_upgrade); });
 
   switch (h.answer) {
     case Handshake::Answer::accept:
@@ -488,8 +522,10 @@ void Upgrade::refuse(Refusal refusal) {
 }
 
 PendingUpgrade Upgrade::defer() {
-  if (h_.pending) return PendingUpgrade(h_.pending);
+  if (h_.answer == Handshake::Answer::defer) return PendingUpgrade(h_.pending);
   if (!h_.take_answer(Handshake::Answer::defer, "defer")) return PendingUpgrade();
+  // A resumed handshake (PendingUpgrade::resume) already has its link.
+  if (h_.pending) return PendingUpgrade(h_.pending);
   auto p = std::make_shared<detail::PendingHandshake>();
   p->loop = &h_.endpoint.server().loop();
   p->endpoint = &h_.endpoint;
@@ -525,6 +561,15 @@ bool PendingUpgrade::accept_with(std::string subprotocol, std::function<void(Con
 
 bool PendingUpgrade::refuse(int status, std::string reason, std::vector<std::pair<std::string, std::string>> headers) const {
   return refuse(Refusal{status, std::move(reason), std::move(headers)});
+}
+
+bool PendingUpgrade::resume(RequestCopy request, std::function<void(Upgrade&)> hook) const {
+  // Loop tasks are copyable std::functions; the copy is not: share it.
+  auto r = std::make_shared<RequestCopy>(std::move(request));
+  return post_answer(p_, [p = p_, r = std::move(r), hook = std::move(hook)] {
+    if (p->done) return;
+    p->resume(p, r->get(), hook);
+  });
 }
 
 bool PendingUpgrade::refuse(Refusal refusal) const {

@@ -30,6 +30,7 @@
 
 namespace windlass::detail {
 
+class Handshake;
 class LocalBroker;
 class WsConnection;
 class WsEndpoint;
@@ -103,6 +104,12 @@ class WsEndpoint final : public UpgradeTarget {
   void retire(WsConnection* conn);
   void free_retired();
   size_t live_connections() const noexcept { return slots_.live(); }
+
+  // Runs an upgrade hook over `h` (the component's on_upgrade, or a hook
+  // given to PendingUpgrade::resume): Connection::request() works during
+  // it, and an exception goes to the component's on_error and refuses
+  // the handshake with 500 (unless it had deferred).
+  void run_hook(Handshake& h, const char* what, const std::function<void(Upgrade&)>& hook);
 
  private:
   friend class WsConnection;
