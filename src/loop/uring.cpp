@@ -326,6 +326,7 @@ Uring::~Uring() {
   io_uring_queue_exit(&ring_);
   buffers_.reset();  // after the ring: see ~ReceiveBuffers
   for (auto& [fd, w] : watches_) delete w;
+  for (Watch* w : removed_watches_) delete w;
 }
 
 bool Uring::can_submit() const noexcept {
@@ -583,6 +584,7 @@ void Uring::remove_fd(int fd) {
   } else {
     // The kernel's poll holds the file, not the number, so closing the
     // descriptor now is safe; the poll's own completion frees the watch.
+    removed_watches_.insert(w);
     io_uring_sqe* s = sqe();
     io_uring_prep_poll_remove(s, user_data(w, UringOp::watch));
     io_uring_sqe_set_data64(s, 0);
@@ -594,6 +596,7 @@ void Uring::complete_watch(Watch* w, int32_t res) {
   w->armed = false;
   w->sqe = nullptr;
   if (w->removed) {
+    removed_watches_.erase(w);
     delete w;
     return;
   }

@@ -30,6 +30,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "loop/backend.hpp"
@@ -197,6 +198,9 @@ class Uring final : public LoopBackend {
   uint64_t turns_ = 0;
   CompletionFn handlers_[kUringOps] = {};
   std::unordered_map<int, Watch*> watches_;
+  // Removed while their poll is in the kernel: freed by the poll's last
+  // completion, or by the destructor when the ring goes first.
+  std::unordered_set<Watch*> removed_watches_;
   Mailbox* mailbox_ = nullptr;
   uint64_t mailbox_count_ = 0;
   bool mailbox_polls_ = false;  // a kernel whose read of a non-blocking eventfd says EAGAIN: poll it instead
