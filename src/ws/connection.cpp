@@ -30,8 +30,11 @@ using proto::Opcode;
 namespace {
 
 // The slot's header: readable from any thread for as long as the App lives.
+// Without a member call: the slot may hold no live connection (a handle
+// kept after its close), as in WsConnection::id_in_slot.
 const detail::ConnectionSlotHeader& header_of(const WsConnection* impl) noexcept {
-  return impl->header();
+  return *reinterpret_cast<const detail::ConnectionSlotHeader*>(reinterpret_cast<const std::byte*>(impl) -
+                                                                detail::kSlotHeaderSize);
 }
 
 // Off the loop thread, the call is copied to the owner loop: the
