@@ -3,9 +3,11 @@
 #   release  the normal (Release) build: unit, fuzz replays, conformance, integration, e2e
 #   asan     the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   tsan     the tests that involve threads, under ThreadSanitizer
-# Every test that runs a loop runs on both of its backends: once as itself
-# (WINDLASS_IO=epoll) and once as io_uring.<name> (WINDLASS_IO=io_uring),
-# in every stage (tests/CMakeLists.txt registers both).
+# The tests that run a loop run on both of its backends: once as themselves
+# (WINDLASS_IO=epoll) and once as io_uring.<name> (WINDLASS_IO=io_uring), in
+# every stage: every such unit test, the conformance suite, the hostile
+# clients and a subset of the integration and e2e tests
+# (WINDLASS_IO_URING_TESTS in tests/CMakeLists.txt says which, and why).
 #   fuzz     every libFuzzer target for a short, fixed time (clang-14)
 #   all      all of the above
 # Every stage runs even if an earlier one failed; the last line is the total.
