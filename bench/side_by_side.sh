@@ -12,7 +12,9 @@
 #
 # Servers (SERVERS, default: every one available, in this order):
 #   windlass     examples/echo and examples/chat (`--compression off`), with
-#                `--threads 1 --max-connections SERVER_NOFILE`
+#                `--threads 1 --max-connections SERVER_NOFILE --io epoll`
+#   windlass-io_uring  the same binaries with `--io io_uring` (left out,
+#                saying why, where this kernel or process cannot use it)
 #   node-ws      node bench/peers/ws_server.mjs (needs node and npm ci's node_modules)
 #   beast        BUILD/bench/peers/windlass-peer-beast (built when Boost is installed)
 #   websocketpp  BUILD/bench/peers/windlass-peer-websocketpp (when websocketpp is)
@@ -34,8 +36,12 @@
 #   handshake    50 connections cycling connect -> upgrade -> close
 #   fanoutNxK    the chat servers: N subscribers and one publisher writing
 #                bursts of K 32-byte messages (N in 100 1000 10000, K 1 for
-#                light and 32 for heavy); skipped with a message when the
-#                load generator has no fanout mode
+#                light and 32 for heavy), each burst when the last has
+#                reached everyone; skipped with a message when the load
+#                generator has no fanout mode
+#   fanoutN@R    the same, paced: the publisher sends R messages a second
+#                whatever the subscribers have received (steady chat traffic:
+#                1000@1000, 5000@100, 10000@100)
 #   EXTRA=0 leaves idle and handshake out of the default list.
 #
 # Other settings (environment, all optional):
@@ -49,6 +55,17 @@
 #                            binaries WINDLASS_ECHO, WINDLASS_CHAT, LOAD and
 #                            PEERS_DIR default to their places in it
 #   WINDLASS_ARGS            more arguments for windlass-echo and windlass-chat
+#   BASE                     the server the ratio columns divide by the
+#                            others (default windlass-io_uring when it runs,
+#                            else windlass)
+#   SYSCALLS                 1 (default): after the timed runs, one more run
+#                            of each server and workload with
+#                            `windlass-load --count-syscalls` (perf's
+#                            raw_syscalls:sys_enter tracepoint on the
+#                            server, over the measured window), for the
+#                            system calls per message column; kept out of
+#                            the timed runs, where the tracepoint would
+#                            tax the servers that make more calls. 0: none
 #   OUT                      directory for the raw JSON lines (results.jsonl)
 #                            and server logs (default: a new temp dir)
 set -euo pipefail
@@ -62,14 +79,21 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 # load generator or the machine was), so its rate undersells it; its work per
 # server CPU-second is still a fair comparison.
 print_tables() {
-  "$PYTHON" - "$1" <<'PY'
+  "$PYTHON" - "$1" "${BASE:-}" <<'PY'
 import json, statistics, sys
 from collections import OrderedDict
 
 rows = OrderedDict()
+syscalls = {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
+    if r.get("pass") == "syscalls":
+        if r.get("result") and r["result"].get("server_syscalls_per_work") is not None:
+            syscalls[(r["workload"], r["server"])] = r["result"]["server_syscalls_per_work"]
+        continue
     rows.setdefault(r["workload"], OrderedDict()).setdefault(r["server"], []).append(r)
+everyone = {s for servers in rows.values() for s in servers}
+base_name = sys.argv[2] or ("windlass-io_uring" if "windlass-io_uring" in everyone else "windlass")
 
 def med(runs, key):
     vals = [x[key] for x in runs if x.get(key) is not None]
@@ -81,8 +105,13 @@ def fmt(v, digits=0):
 def ratio(a, b):
     return f"{a / b:.2f}" if a and b else "-"
 
+def per_unit_us(runs, key, unit):
+    vals = [x[key] / x[unit] * 1e6 for x in runs if x.get(key) is not None and x.get(unit)]
+    return statistics.median(vals) if vals else None
+
 WHAT = {"echo": "messages/s, round-trip latency", "handshake": "upgrades/s, connect-to-101 latency",
         "fanout": "deliveries/s, publish-to-receipt latency"}
+UNIT = {"echo": "message", "handshake": "handshake", "fanout": "delivery"}
 
 for workload, servers in rows.items():
     results = {s: [x["result"] for x in runs if x.get("result")] for s, runs in servers.items()}
@@ -90,17 +119,19 @@ for workload, servers in rows.items():
     mode = next((r[0]["mode"] for r in results.values() if r), None)
     print(f"### {workload}" + (f" ({WHAT[mode]})" if mode in WHAT else ""))
     print()
+    b = results.get(base_name, [])
     if mode == "idle":
-        print("| server | bytes of VmRSS per connection | open | windlass ÷ it | errors | note |")
+        print(f"| server | bytes of VmRSS per connection | open | {base_name} ÷ it | errors | note |")
         print("|---|---:|---:|---:|---:|---|")
-        base = med(results.get("windlass", []), "server_rss_per_connection")
+        base = med(b, "server_rss_per_connection")
     else:
-        print("| server | rate /s | p50 µs | p99 µs | server CPU | per server CPU-s "
-              "| windlass ÷ it: rate | windlass ÷ it: per CPU-s | load gen CPU | errors | note |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-        w = results.get("windlass", [])
-        base = (med(w, "handshakes_per_s" if mode == "handshake" else "messages_per_s"),
-                med(w, "work_per_server_cpu_s"))
+        unit = UNIT.get(mode, "unit")
+        print(f"| server | rate /s | p50 µs | p99 µs | server CPU | per server CPU-s "
+              f"| {base_name} ÷ it: rate | {base_name} ÷ it: per CPU-s | user µs / {unit} "
+              f"| system µs / {unit} | system calls / {unit} | load gen CPU | errors | note |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        base = (med(b, "handshakes_per_s" if mode == "handshake" else "messages_per_s"),
+                med(b, "work_per_server_cpu_s"))
     for server, runs in results.items():
         notes = [f"FAILED: {f}" for f in failures[server]]
         notes += [f"FAILED: {x['failure']}" for x in runs if x.get("failure")]
@@ -108,13 +139,15 @@ for workload, servers in rows.items():
         if any(x.get("nofile_capped") for x in runs):
             notes.append(f"capped at {runs[0]['connections']} connections by RLIMIT_NOFILE")
         if not runs:
-            print(f"| {server} | " + " | ".join(["-"] * (4 if mode == "idle" else 9)) + f" | {'; '.join(notes)} |")
+            print(f"| {server} | " + " | ".join(["-"] * (4 if mode == "idle" else 12)) + f" | {'; '.join(notes)} |")
             continue
+        mine = server == base_name
         if mode == "idle":
             per = med(runs, "server_rss_per_connection")
             print(f"| {server} | {fmt(per)} | {fmt(med(runs, 'opened'))} | "
-                  f"{'-' if server == 'windlass' else ratio(base, per)} | {errors} | {'; '.join(notes)} |")
+                  f"{'-' if mine else ratio(base, per)} | {errors} | {'; '.join(notes)} |")
             continue
+        units = "handshakes" if mode == "handshake" else "messages"
         rate = med(runs, "handshakes_per_s" if mode == "handshake" else "messages_per_s")
         per = med(runs, "work_per_server_cpu_s")
         cpu, load_cpu = med(runs, "server_cpu_pct"), med(runs, "client_cpu_pct")
@@ -122,9 +155,11 @@ for workload, servers in rows.items():
             notes.append("load generator at its limit" if load_cpu is not None and load_cpu >= 90
                          else "neither process used a full core: a busy machine, or each waiting on the other")
         lat = lambda k: statistics.median(x["latency_us"][k] for x in runs)
-        mine = server == "windlass"
+        sc = syscalls.get((workload, server))
         print(f"| {server} | {fmt(rate)} | {fmt(lat('p50'))} | {fmt(lat('p99'))} | {fmt(cpu)} % | {fmt(per)} | "
               f"{'-' if mine else ratio(base[0], rate)} | {'-' if mine else ratio(base[1], per)} | "
+              f"{fmt(per_unit_us(runs, 'server_user_s', units), 2)} | "
+              f"{fmt(per_unit_us(runs, 'server_system_s', units), 2)} | {fmt(sc, 3)} | "
               f"{fmt(load_cpu)} % | {errors} | {'; '.join(notes)} |")
     print()
 PY
@@ -139,6 +174,8 @@ BUILD=${BUILD:-$root/build/release}
 WINDLASS_ECHO=${WINDLASS_ECHO:-$BUILD/examples/echo/windlass-echo}
 WINDLASS_CHAT=${WINDLASS_CHAT:-$BUILD/examples/chat/windlass-chat}
 LOAD=${LOAD:-$BUILD/bench/load/windlass-load}
+IO_PROBE=${IO_PROBE:-$BUILD/tests/windlass-io-probe}
+SYSCALLS=${SYSCALLS:-1}
 PEERS_DIR=${PEERS_DIR:-$BUILD/bench/peers}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
@@ -154,6 +191,7 @@ if [ -z "${WORKLOADS:-}" ]; then
   WORKLOADS="100x20 1000x20 100x16384 1000x16384"
   [ "${EXTRA:-1}" = 0 ] || WORKLOADS="idle $WORKLOADS handshake"
   WORKLOADS+=" fanout100x1 fanout100x32 fanout1000x1 fanout1000x32 fanout10000x1 fanout10000x32"
+  WORKLOADS+=" fanout1000@1000 fanout5000@100 fanout10000@100"
 fi
 
 die() { echo "side_by_side: $*" >&2; exit 1; }
@@ -164,6 +202,12 @@ unavailable() {
   case $1 in
     windlass) [ -x "$WINDLASS_ECHO" ] && [ -x "$WINDLASS_CHAT" ] ||
                 echo "no $WINDLASS_ECHO or $WINDLASS_CHAT (run 'make build', or set BUILD)" ;;
+    windlass-io_uring)
+      if ! [ -x "$WINDLASS_ECHO" ] || ! [ -x "$WINDLASS_CHAT" ]; then
+        echo "no $WINDLASS_ECHO or $WINDLASS_CHAT (run 'make build', or set BUILD)"
+      elif [ -x "$IO_PROBE" ] && ! "$IO_PROBE" >/dev/null; then
+        "$IO_PROBE"
+      fi ;;
     windlass-baseline) [ -n "${BASELINE_BUILD:-}" ] && [ -x "$BASELINE_BUILD/examples/echo/windlass-echo" ] &&
                          [ -x "$BASELINE_BUILD/examples/chat/windlass-chat" ] ||
                          echo "set BASELINE_BUILD to another windlass build directory" ;;
@@ -173,7 +217,7 @@ unavailable() {
                            echo "no $PEERS_DIR/windlass-peer-$1 (is its library installed? see bench/peers/README.md)" ;;
     uws) [ -n "${UWS_ECHO_BIN:-}" ] && [ -x "$UWS_ECHO_BIN" ] ||
            echo "set UWS_ECHO_BIN to a uWebSockets EchoServer binary you built" ;;
-    *) echo "unknown server (known: windlass windlass-baseline node-ws beast websocketpp uws)" ;;
+    *) echo "unknown server (known: windlass windlass-io_uring windlass-baseline node-ws beast websocketpp uws)" ;;
   esac
 }
 
@@ -185,7 +229,7 @@ if [ -n "${SERVERS:-}" ]; then
   done
 else
   servers=()
-  for s in windlass windlass-baseline node-ws beast websocketpp uws; do
+  for s in windlass windlass-io_uring windlass-baseline node-ws beast websocketpp uws; do
     why=$(unavailable "$s")
     if [ -z "$why" ]; then servers+=("$s"); elif [ "$s" = windlass ]; then die "windlass: $why"; else say "leaving out $s: $why"; fi
   done
@@ -209,11 +253,12 @@ port_accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 start_server() {
   local name=$1 mode=$2 cmd log="$OUT/$1.$2.log"
   case $name in
-    windlass | windlass-baseline)
+    windlass | windlass-io_uring | windlass-baseline)
       local b=$BUILD
       [ "$name" = windlass-baseline ] && b=$BASELINE_BUILD
-      if [ "$name" = windlass ]; then
+      if [ "$name" != windlass-baseline ]; then
         if [ "$mode" = echo ]; then cmd=("$WINDLASS_ECHO"); else cmd=("$WINDLASS_CHAT" --compression off); fi
+        if [ "$name" = windlass ]; then cmd+=(--io epoll); else cmd+=(--io io_uring); fi
       elif [ "$mode" = echo ]; then
         cmd=("$b/examples/echo/windlass-echo")
       else
@@ -270,7 +315,7 @@ stop_server() {
 # end of its measured window (--server-pid), so connecting and warmup are
 # not counted. A server that dies is left out of the rest of its phase.
 run_load() {
-  local server=$1 label=$2 json failed=
+  local server=$1 label=$2 json failed= pass=${PASS:-timed}
   shift 2
   [ -z "${dead[$server]}" ] || return 0
   json=$(timeout $((DURATION + WARMUP + 180)) taskset -c "$LOAD_CPU" "$LOAD" "$@" --port "${port_of[$server]}" \
@@ -283,9 +328,11 @@ run_load() {
   fi
   if [ -n "$failed" ]; then
     say "$server, $label: $failed"
-    printf '{"server":"%s","workload":"%s","failed":"%s"}\n' "$server" "$label" "$failed" >>"$OUT/results.jsonl"
+    printf '{"server":"%s","workload":"%s","pass":"%s","failed":"%s"}\n' "$server" "$label" "$pass" "$failed" \
+      >>"$OUT/results.jsonl"
   else
-    printf '{"server":"%s","workload":"%s","result":%s}\n' "$server" "$label" "$json" >>"$OUT/results.jsonl"
+    printf '{"server":"%s","workload":"%s","pass":"%s","result":%s}\n' "$server" "$label" "$pass" "$json" \
+      >>"$OUT/results.jsonl"
   fi
 }
 
@@ -300,6 +347,12 @@ interleaved() {
       run_load "$server" "$label" "$@" --duration "$DURATION" --warmup "$WARMUP"
     done
   done
+  if [ "$SYSCALLS" = 1 ]; then
+    for server in "${servers_now[@]}"; do
+      say "$label: counting $server's system calls"
+      PASS=syscalls run_load "$server" "$label" "$@" --duration "$DURATION" --warmup "$WARMUP" --count-syscalls
+    done
+  fi
 }
 
 read -ra workloads <<<"$WORKLOADS"
@@ -308,8 +361,8 @@ for w in "${workloads[@]}"; do
   case $w in
     idle) idle=1 ;;
     handshake | [0-9]*x[0-9]*) echo_like+=("$w") ;;
-    fanout[0-9]*x[0-9]*) fanouts+=("$w") ;;
-    *) die "unknown workload '$w' (idle, CONNECTIONSxBYTES, handshake, fanoutSUBSCRIBERSxBURST)" ;;
+    fanout[0-9]*x[0-9]* | fanout[0-9]*@[0-9]*) fanouts+=("$w") ;;
+    *) die "unknown workload '$w' (idle, CONNECTIONSxBYTES, handshake, fanoutSUBSCRIBERSxBURST, fanoutSUBSCRIBERS@RATE)" ;;
   esac
 done
 if [ "${#fanouts[@]}" -gt 0 ] && ! "$LOAD" --help 2>&1 | grep -q fanout; then
@@ -358,9 +411,15 @@ if [ "${#fanouts[@]}" -gt 0 ]; then
   for server in "${servers_now[@]}"; do start_server "$server" chat; done
   for w in "${fanouts[@]}"; do
     n=${w#fanout}
-    n=${n%x*}
-    k=${w#*x}
-    interleaved "fanout $n subs burst $k" fanout --connections "$n" --burst "$k" --size 32
+    if [[ $w == *@* ]]; then
+      n=${n%@*}
+      r=${w#*@}
+      interleaved "fanout $n subs at $r msg/s" fanout --connections "$n" --rate "$r" --size 32
+    else
+      n=${n%x*}
+      k=${w#*x}
+      interleaved "fanout $n subs burst $k" fanout --connections "$n" --burst "$k" --size 32
+    fi
   done
   for server in "${servers_now[@]}"; do stop_server "$server"; done
 fi

@@ -124,7 +124,7 @@ install(FILES ${_wl_gen}/windlassConfig.cmake ${_wl_gen}/windlassConfigVersion.c
 # pkg-config. The libraries are static only, so what they need goes in
 # Requires/Libs, not Requires.private/Libs.private: plain
 # `pkg-config --libs windlass` must be enough to link.
-set(WINDLASS_PC_REQUIRES "openssl, spdlog, fmt")
+set(WINDLASS_PC_REQUIRES "openssl, spdlog, fmt, liburing")
 if(WINDLASS_LINKS_ZLIB)
   string(APPEND WINDLASS_PC_REQUIRES ", zlib")
 endif()
@@ -259,7 +259,7 @@ if(WINDLASS_DPKG_SHLIBDEPS)
 else()
   # Without dpkg-dev: what windlass-server links on Debian 12.
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
-      "libc6, libstdc++6, libgcc-s1, libssl3, libspdlog1.10, libfmt9, zlib1g, libsystemd0, libtomlplusplus3, libjwt0")
+      "libc6, libstdc++6, libgcc-s1, libssl3, libspdlog1.10, libfmt9, zlib1g, libsystemd0, libtomlplusplus3, libjwt0, liburing2")
 endif()
 
 # Maintainer scripts and conffiles (dpkg-deb wants them in the control

@@ -25,13 +25,21 @@ inline void usage(const char* prog, const char* what) {
                "          [--max-connections N] [--max-send-queue BYTES] [--ping-interval-ms MS]\n"
                "          [--pong-timeout-ms MS] [--header-timeout-ms MS] [--sweep-ms MS]\n"
                "          [--tls-port N --tls-cert PEM --tls-key PEM] [--compression off|shared|per-connection]\n"
-               "          [--log-level trace|debug|info|warn|error|off]\n",
+               "          [--log-level trace|debug|info|warn|error|off] [--io auto|epoll|io_uring]\n"
+               "--io defaults to $WINDLASS_IO, else auto (io_uring where the kernel allows it)\n",
                prog, what, prog);
   std::exit(2);
 }
 
 inline Args parse_args(int argc, char** argv, Args defaults) {
   Args a = std::move(defaults);
+  // The environment gives --io's default, so a test suite (or an operator)
+  // picks the backend for every server it starts without new flags.
+  if (const char* io = std::getenv("WINDLASS_IO"); io != nullptr && *io != '\0') {
+    auto backend = windlass::parse_io_backend(io);
+    if (!backend) usage(argv[0], "WINDLASS_IO takes auto, epoll or io_uring");
+    a.server.io = *backend;
+  }
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") usage(argv[0], "help");
@@ -55,6 +63,11 @@ inline Args parse_args(int argc, char** argv, Args defaults) {
       else if (v == "per-connection") a.ws.compression.mode = Mode::per_connection;
       else usage(argv[0], "--compression takes off, shared or per-connection");
     }
+    else if (flag == "--io") {
+      auto backend = windlass::parse_io_backend(v);
+      if (!backend) usage(argv[0], "--io takes auto, epoll or io_uring");
+      a.server.io = *backend;
+    }
     else if (flag == "--tls-port") a.server.tls_port = static_cast<uint16_t>(num());
     else if (flag == "--tls-cert") a.server.tls_certificate_file = v;
     else if (flag == "--tls-key") a.server.tls_private_key_file = v;
@@ -70,6 +83,10 @@ inline Args parse_args(int argc, char** argv, Args defaults) {
     } else {
       usage(argv[0], ("unknown flag " + flag).c_str());
     }
+  }
+  if (a.server.io == windlass::IoBackend::io_uring && !windlass::Loop::io_uring_unavailable().empty()) {
+    std::fprintf(stderr, "error: io_uring: %s\n", windlass::Loop::io_uring_unavailable().c_str());
+    std::exit(1);
   }
   return a;
 }

@@ -8,7 +8,7 @@ set -euo pipefail
 build_pkgs=(g++ cmake ninja-build make pkg-config libssl-dev zlib1g-dev
             libgtest-dev libgmock-dev libbenchmark-dev libspdlog-dev libfmt-dev
             libtomlplusplus-dev libcli11-dev libsystemd-dev libcurl4-openssl-dev libsimdjson-dev
-            libjwt-dev nlohmann-json3-dev libhiredis-dev librabbitmq-dev)
+            libjwt-dev nlohmann-json3-dev libhiredis-dev librabbitmq-dev liburing-dev)
 # Tests: sanitizer and fuzzer runtimes, real clients, a real browser, real
 # Redis and RabbitMQ servers, and PHP publishers (php-redis with Laravel's
 # broadcasting, php-amqp).

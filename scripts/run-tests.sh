@@ -3,6 +3,11 @@
 #   release  the normal (Release) build: unit, fuzz replays, conformance, integration, e2e
 #   asan     the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   tsan     the tests that involve threads, under ThreadSanitizer
+# The tests that run a loop run on both of its backends: once as themselves
+# (WINDLASS_IO=epoll) and once as io_uring.<name> (WINDLASS_IO=io_uring), in
+# every stage: every such unit test, the conformance suite, the hostile
+# clients and a subset of the integration and e2e tests
+# (WINDLASS_IO_URING_TESTS in tests/CMakeLists.txt says which, and why).
 #   fuzz     every libFuzzer target for a short, fixed time (clang-14)
 #   all      all of the above
 # Every stage runs even if an earlier one failed; the last line is the total.
@@ -71,7 +76,7 @@ stage_asan() {
 stage_tsan() {
   mkdir -p build
   if configure_build build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWINDLASS_SANITIZE=thread -DWINDLASS_BENCH=OFF \
-      -- windlass_unit_tests windlass-echo windlass-chat windlass-auth-test-server; then
+      -- windlass_unit_tests windlass-echo windlass-chat windlass-auth-test-server windlass-io-probe; then
     # The unit tests are where threads meet (Loop::post, cross-thread send,
     # the threaded App). The servers run one loop per core, so the
     # conformance suite, the chat room (a topic published across loops) and
@@ -79,7 +84,7 @@ stage_tsan() {
     # real sockets and real clients.
     run_ctest tsan build/tsan -j "$jobs" -L unit
     run_ctest tsan-servers build/tsan \
-      -R '^(conformance\.conformance_test|integration\.chat_python_test|integration\.auth_proxy_test)$'
+      -R '^(io_uring\.)?(conformance\.conformance_test|integration\.chat_python_test|integration\.auth_proxy_test)$'
   else
     echo "== tsan: build failed"; failed=$((failed + 1)); failed_stages+=(tsan-build)
   fi

@@ -33,13 +33,14 @@ namespace detail {
 
 Worker::Worker(size_t index, const ServerOptions& o, const Routes& routes, std::atomic<size_t>& process_connections,
                WsShared shared, const IpSet* trusted_proxies)
-    : ws(loop, resources, topics, shared),
+    : loop(o.io),
+      ws(loop, resources, topics, shared),
       http(HttpOptions{&o.on_access, trusted_proxies, o.max_head_size, o.max_headers, o.max_body_size,
                        o.max_connections, o.header_timeout, o.async_response_timeout},
            routes, loop),
       io(loop, resources,
          IoOptions{o.max_connections, o.max_send_queue, std::chrono::milliseconds(2000), o.sweep_interval,
-                   &process_connections},
+                   &process_connections, {}},
          [this](Socket& s) { return http.make_session(s); }) {
   loop.set_index(index);
 }

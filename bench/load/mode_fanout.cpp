@@ -6,6 +6,10 @@
 // cost of one publish; heavy ones (32) queue that many messages for each
 // subscriber, where a server that writes each message on its own falls
 // behind one that writes a connection's whole queue once per loop turn.
+// With --rate the publisher keeps its own pace instead (a burst every
+// burst/rate seconds, whether or not the last one has arrived): steady
+// chat traffic, where a server's cost per delivery depends on how many
+// messages reach each subscriber per loop turn.
 //
 // Every payload is the message's sequence number (8 bytes), its send time
 // (8 bytes: nanoseconds on CLOCK_MONOTONIC since the run began), then
@@ -136,7 +140,8 @@ class FanoutWorkload final : public Workload {
     } else {
       ++s.next_seq;
       loop.stats().latency.record(loop.now_ns() - (epoch_ns_ + sent_ns));
-      if (++delivered_ == subscribers_ * published_ && sending_) publish_burst();
+      last_delivery_ns_ = loop.now_ns();
+      if (++delivered_ == subscribers_ * published_ && sending_ && opts_.rate == 0) publish_burst();
     }
   }
 
@@ -162,17 +167,49 @@ class FanoutWorkload final : public Workload {
     fill_and_send(kProbeBit | probes_sent_++, monotonic_ns());
   }
 
-  // Starts the closed loop: each completed burst sends the next.
+  // Starts the closed loop (each completed burst sends the next), or the
+  // paced one (tick() sends what is due).
   void start() {
     sending_ = true;
-    publish_burst();
+    if (opts_.rate == 0) {
+      publish_burst();
+      return;
+    }
+    interval_ns_ = std::max<uint64_t>(1, static_cast<uint64_t>(static_cast<double>(opts_.burst) * 1e9 / opts_.rate));
+    next_burst_ns_ = monotonic_ns();
+    last_delivery_ns_ = next_burst_ns_;
+    tick(next_burst_ns_);
+  }
+  // Paced: the bursts due by `now_ns`; after a stall of the load generator
+  // itself, the schedule restarts rather than sending the backlog at once.
+  void tick(uint64_t now_ns) {
+    if (!sending_ || opts_.rate == 0) return;
+    for (int due = 0; next_burst_ns_ <= now_ns; ++due) {
+      if (due == 64) {
+        next_burst_ns_ = now_ns + interval_ns_;
+        break;
+      }
+      publish_burst();
+      next_burst_ns_ += interval_ns_;
+    }
+  }
+  // Milliseconds until the next paced burst (bounded by `most`).
+  int wait_ms(uint64_t now_ns, int most) const noexcept {
+    if (!sending_ || opts_.rate == 0) return most;
+    if (next_burst_ns_ <= now_ns) return 0;
+    // Rounded up: a burst due within the millisecond waits for poll's next
+    // tick instead of a busy loop (tick() sends every burst due by then).
+    return static_cast<int>(
+        std::min<uint64_t>((next_burst_ns_ - now_ns + 999'999) / 1'000'000, static_cast<uint64_t>(most)));
   }
   void stop() noexcept { sending_ = false; }
   bool all_delivered() const noexcept { return delivered_ == subscribers_ * published_; }
 
-  // Aborts the run when the current burst has waited too long.
+  // Aborts the run when the current burst has waited too long (paced:
+  // when nothing has arrived for that long while messages are out).
   void check_stall(ClientLoop& loop) {
-    if (all_delivered() || loop.now_ns() < burst_sent_ns_ + kStallTimeoutNs) return;
+    const uint64_t since = opts_.rate == 0 ? burst_sent_ns_ : last_delivery_ns_;
+    if (all_delivered() || loop.now_ns() < since + kStallTimeoutNs) return;
     size_t behind = 0;
     size_t first_behind = 0;
     for (size_t i = subscribers_; i-- > 0;) {
@@ -251,6 +288,9 @@ class FanoutWorkload final : public Workload {
   uint64_t published_ = 0;  // data messages sent
   uint64_t delivered_ = 0;  // data messages received, over all subscribers
   uint64_t burst_sent_ns_ = 0;
+  uint64_t interval_ns_ = 0;    // paced: between bursts
+  uint64_t next_burst_ns_ = 0;  // paced: when the next burst is due
+  uint64_t last_delivery_ns_ = 0;
   uint64_t probes_sent_ = 0;
   uint64_t next_probe_ns_ = 0;
   size_t probed_ = 0;  // subscribers that have received a probe
@@ -261,7 +301,9 @@ void drive(ClientLoop& loop, FanoutWorkload& workload, uint64_t deadline_ns) {
   while (!loop.aborted()) {
     const uint64_t now = monotonic_ns();
     if (now >= deadline_ns) return;
-    loop.poll(static_cast<int>(std::min<uint64_t>((deadline_ns - now) / 1'000'000 + 1, 100)));
+    const int until_deadline = static_cast<int>(std::min<uint64_t>((deadline_ns - now) / 1'000'000 + 1, 100));
+    loop.poll(workload.wait_ms(now, until_deadline));
+    workload.tick(monotonic_ns());
     workload.check_stall(loop);
   }
 }

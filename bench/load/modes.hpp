@@ -46,11 +46,16 @@ void progress(const Options& opts, const char* format, ...) __attribute__((forma
 // drives the loop (a mode may do more than poll, as fanout does).
 template <class RunUntil>
 void measure_window(ClientLoop& loop, const Options& opts, Report& report, RunUntil&& run_until) {
+  SyscallCounter syscalls;
+  if (opts.count_syscalls && !syscalls.start(opts.server_pid, report.syscalls_unavailable)) {
+    progress(opts, "not counting the server's system calls: %s", report.syscalls_unavailable.c_str());
+  }
   loop.stats().reset_window();
   report.window_start = sample_cpu(opts.server_pids);
   run_until(report.window_start.wall_ns + static_cast<uint64_t>(opts.duration_s * 1e9));
   report.window_end = sample_cpu(opts.server_pids);
   report.window = loop.stats();
+  report.server_syscalls = syscalls.stop();
 }
 
 // --warmup seconds unmeasured, then the measured window, with progress lines.

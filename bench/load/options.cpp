@@ -58,6 +58,10 @@ workload:
   --pipeline K      messages in flight per connection, default 1
   --burst K         fanout: messages per burst, written in one send,
                     default 1 (light); 32 queues 32 per subscriber (heavy)
+  --rate R          fanout: publish R messages a second (a burst every
+                    burst/R s) whether or not the last ones have arrived,
+                    like a chat room's steady traffic; default 0: the next
+                    burst waits until every subscriber has the last one
   --duration SEC    measured time, default 10
   --warmup SEC      unmeasured time before it, default 2
   --count N         echo: exactly N round trips per connection, then close
@@ -92,6 +96,10 @@ output:
                     memory growth (VmRSS from /proc/PID/status); a list
                     PID,PID,... (at most 8: a cluster's nodes and Redis)
                     sums their CPU and reports each (memory: the first's)
+  --count-syscalls  with --server-pid: also count the (first) server's system
+                    calls over the window (perf's raw_syscalls:sys_enter
+                    tracepoint; root or perf_event_paranoid <= 1), reported
+                    as calls per unit of work
   --json            print one JSON object instead of the human summary
   --quiet           no progress lines on stderr
 )";
@@ -228,6 +236,10 @@ bool parse_options(int argc, char** argv, Options& out, bool& help) {
       out.json = true;
       continue;
     }
+    if (arg == "--count-syscalls") {
+      out.count_syscalls = true;
+      continue;
+    }
     if (arg == "--api-close") {
       out.api_close = true;
       continue;
@@ -314,6 +326,7 @@ bool parse_options(int argc, char** argv, Options& out, bool& help) {
     if (!ok) return fail("bad value", std::string(arg) + " " + std::string(value));
   }
   if (out.mode.empty()) return fail("missing mode", "echo, fanout, handshake, idle, pusher or pusher-idle");
+  if (out.count_syscalls && out.server_pid == 0) return fail("--count-syscalls needs", "--server-pid");
   if (out.port == 0) return fail("missing target", "give --port or --url");
   if (out.mode == "fanout") {
     if (!out.spread.empty()) return fail("--spread is not for fanout", "its publisher is one of the clients");

@@ -23,6 +23,9 @@ struct Options {
   bool binary = false;
   size_t pipeline = 1;  // messages in flight per connection
   size_t burst = 1;     // fanout: messages per publish burst
+  // fanout: messages per second, sent whether or not the last arrived;
+  // pusher: publishes per second, in bursts of --burst. 0: closed loop / unthrottled.
+  double rate = 0;
   double duration_s = 10;
   double warmup_s = 2;
   bool counted = false;         // echo: --count given, so not timed
@@ -30,6 +33,7 @@ struct Options {
   size_t max_connecting = 256;  // connections in connect/handshake at once
   int server_pid = 0;           // read this process's CPU time and memory, if set (the first of --server-pid)
   std::vector<int> server_pids;  // --server-pid's list: CPU time summed over them (a cluster's nodes, Redis)
+  bool count_syscalls = false;  // and count the (first) server's system calls over the window
   // pusher, pusher-idle: the app, the public channel every subscriber
   // joins, the event name, and how the publisher uses the HTTP API.
   std::string app_id = "app-id";
@@ -37,7 +41,6 @@ struct Options {
   std::string app_secret = "app-secret";
   std::string channel = "bench";
   std::string event = "bench-event";
-  double rate = 0;             // publishes per second, in bursts of --burst; 0: unthrottled
   size_t window = 64;          // unthrottled: publishes sent but not yet received by every subscriber
   size_t api_connections = 1;  // HTTP connections to the API, each with one request in flight
   bool api_close = false;      // ask for Connection: close on every call (default: keep-alive)

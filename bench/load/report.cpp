@@ -92,7 +92,9 @@ void print_json(const Report& r, const Options& opts) {
               r.connections < r.requested_connections ? "true" : "false", r.opened);
   std::printf("\"size\":%zu,\"binary\":%s,\"pipeline\":%zu,", opts.size, opts.binary ? "true" : "false",
               opts.pipeline);
-  if (r.mode == "fanout") std::printf("\"burst\":%zu,\"subscribers\":%zu,", opts.burst, r.opened);
+  if (r.mode == "fanout") {
+    std::printf("\"burst\":%zu,\"rate\":%g,\"subscribers\":%zu,", opts.burst, opts.rate, r.opened);
+  }
   if (!opts.spread.empty()) {
     // Client i went to spread[i % n]: how many each port was given.
     std::printf("\"spread\":[");
@@ -127,6 +129,16 @@ void print_json(const Report& r, const Options& opts) {
       }
       std::printf("],");
     }
+  }
+  if (server_s >= 0) {
+    std::printf("\"server_user_s\":%.3f,\"server_system_s\":%.3f,",
+                r.window_end.server_user_s - r.window_start.server_user_s,
+                r.window_end.server_system_s - r.window_start.server_system_s);
+  }
+  if (r.server_syscalls >= 0) {
+    std::printf("\"server_syscalls\":%lld,\"server_syscalls_per_work\":%.4f,",
+                static_cast<long long>(r.server_syscalls),
+                work_done(r) > 0 ? static_cast<double>(r.server_syscalls) / static_cast<double>(work_done(r)) : 0);
   }
   if (r.server_rss_before >= 0 && r.server_rss_after >= 0) {
     const double per_conn = r.opened ? static_cast<double>(r.server_rss_after - r.server_rss_before) /
@@ -169,10 +181,13 @@ void print_human(const Report& r, const Options& opts) {
         per_second(r.window.messages_received, secs),
         per_second(r.window.payload_bytes_received, secs) / 1e6);
   } else if (r.mode == "fanout") {
+    char paced_text[64];
+    std::snprintf(paced_text, sizeof paced_text, "paced at %g msg/s, ", opts.rate);
     std::printf(
-        "fanout: %zu subscribers, %zu B %s, burst %zu, %.2f s: %.0f deliveries/s (%.0f messages "
+        "fanout: %zu subscribers, %zu B %s, burst %zu, %s%.2f s: %.0f deliveries/s (%.0f messages "
         "published/s)\n",
-        r.opened, opts.size, opts.binary ? "binary" : "text", opts.burst, secs,
+        r.opened, opts.size, opts.binary ? "binary" : "text", opts.burst,
+        opts.rate == 0 ? "closed loop, " : paced_text, secs,
         per_second(r.window.messages_received, secs), per_second(r.window.messages_sent, secs));
   } else if (r.mode == "pusher") {
     const PusherFigures& p = r.pusher;
@@ -228,6 +243,11 @@ void print_human(const Report& r, const Options& opts) {
     std::printf("  server CPU %.0f%%, load generator CPU %.0f%%\n", percent(server_s, secs), client_pct);
   } else {
     std::printf("  load generator CPU %.0f%%\n", client_pct);
+  }
+  if (r.server_syscalls >= 0 && work_done(r) > 0) {
+    std::printf("  server system calls: %lld, %.3f per %s\n", static_cast<long long>(r.server_syscalls),
+                static_cast<double>(r.server_syscalls) / static_cast<double>(work_done(r)),
+                r.mode == "handshake" ? "handshake" : r.mode == "fanout" ? "delivery" : "message");
   }
   if (r.server_rss_before >= 0 && r.server_rss_after >= 0 && r.opened > 0) {
     std::printf(

@@ -46,6 +46,8 @@ struct Report {
   int64_t server_rss_before = -1;  // idle mode: before connecting
   int64_t server_rss_after = -1;   // idle mode: with all connections open
   std::string failure;             // why the run was aborted; empty when it was not
+  int64_t server_syscalls = -1;    // --count-syscalls: the server's system calls in the window
+  std::string syscalls_unavailable;
   PusherFigures pusher;
 
   double seconds() const noexcept {

@@ -66,6 +66,12 @@ struct ServerOptions {
   // in a container limited to 2 CPUs, 1 or 2). A connection stays on the
   // loop that accepted it, and all its callbacks run on that loop's thread.
   unsigned threads = 0;
+  // What the loops wait with: io_uring (one system call per loop turn for
+  // all of its sockets' receives and sends) where this kernel and process
+  // allow it, else epoll, with one log line saying why. `epoll` or
+  // `io_uring` insist (the App's constructor throws if io_uring cannot be
+  // used). Both backends behave alike; see Loop and IoBackend.
+  IoBackend io = IoBackend::automatic;
   // This node's number in a cluster, 0 to 2^24-1: the top bits of every
   // connection id (Connection::id()), so ids are unique across nodes that
   // have different node ids (Pusher's socket_id is "node.counter").

@@ -1,4 +1,5 @@
-// The event loop: epoll, timers, signals and cross-thread wake-ups.
+// The event loop: epoll or io_uring, timers, signals and cross-thread
+// wake-ups.
 //
 // One Loop runs on one thread. Everything registered with it (file
 // descriptors, timers, signal handlers, deferred work) is called on that
@@ -6,14 +7,15 @@
 // stop() and in_loop_thread().
 //
 // One turn of run():
-//   1. wait in epoll_wait (no longer than the next timer, not at all when
-//      deferred work is pending)
-//   2. dispatch ready file descriptors (the eventfd runs posted work,
-//      the signalfd runs signal handlers)
+//   1. wait: epoll_wait, or one io_uring_enter that also submits everything
+//      the last turn queued (receive re-arms, sends, closes, polls); no
+//      longer than the next timer, not at all when deferred work is pending
+//   2. dispatch what happened (ready or completed I/O; the eventfd runs
+//      posted work, the signalfd runs signal handlers)
 //   3. run expired timers
 //   4. run deferred work, then the "before wait" hooks (the I/O layer
 //      flushes every connection that queued data during this turn, so many
-//      small sends become one writev per connection per turn)
+//      small sends become one send per connection per turn)
 #pragma once
 
 #include <sys/epoll.h>
@@ -25,11 +27,44 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
 namespace windlass {
+
+class Loop;
+
+namespace detail {
+class LoopBackend;
+class Mailbox;
+class Uring;
+// The io_uring backend of `loop`, or null when it waits with epoll (for
+// the I/O layer, which submits its socket operations to the same ring).
+Uring* uring_of(Loop& loop) noexcept;
+}  // namespace detail
+
+// The kernel interface a Loop waits on. Both give the same API and the
+// same behaviour; io_uring makes a loop turn one system call, whatever the
+// number of connections that read and write in it.
+//
+// `automatic` follows the environment variable WINDLASS_IO when it is set
+// to "epoll" or "io_uring" (so an operator, or a test suite, chooses for
+// every loop of a program without rebuilding it; "auto" or unset: the
+// kernel decides).
+enum class IoBackend : uint8_t {
+  automatic,  // io_uring when this kernel and process allow it, else epoll (one log line says why)
+  epoll,
+  io_uring,   // Loop's constructor throws std::runtime_error when io_uring cannot be used
+};
+
+// "auto", "epoll", "io_uring".
+std::string_view to_string(IoBackend backend) noexcept;
+// The reverse of to_string; nullopt for anything else.
+std::optional<IoBackend> parse_io_backend(std::string_view text) noexcept;
 
 // Something that owns a file descriptor registered with a Loop.
 class IoHandler {
@@ -46,7 +81,7 @@ class Loop {
   using TimerId = uint64_t;
   using Clock = std::chrono::steady_clock;
 
-  Loop();
+  explicit Loop(IoBackend backend = IoBackend::automatic);
   ~Loop();
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
@@ -78,7 +113,12 @@ class Loop {
   // work. Used by the I/O layer to flush queued writes once per turn.
   void add_before_wait(Task fn);
 
-  // File descriptors, watched level-triggered.
+  // File descriptors, watched level-triggered: `events` and what on_io()
+  // gets are epoll's bits (EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLERR,
+  // EPOLLHUP), on either backend (io_uring polls the descriptor and
+  // re-arms the poll after each call, which keeps it level-triggered).
+  // add_fd throws for a descriptor that is closed or already added,
+  // modify_fd for one that is not added.
   void add_fd(int fd, uint32_t events, IoHandler* handler);
   void modify_fd(int fd, uint32_t events, IoHandler* handler);
   void remove_fd(int fd);
@@ -100,6 +140,14 @@ class Loop {
   // Milliseconds the last turn started later than its earliest timer was due.
   int64_t lag_ms() const noexcept { return lag_ms_.load(std::memory_order_relaxed); }
 
+  // The backend this loop waits on: epoll or io_uring, never automatic.
+  IoBackend backend() const noexcept;
+  // Why this process cannot use io_uring, or "" when it can: the kernel's
+  // answer to a probe made once per process (io_uring_setup refused, by
+  // kernel.io_uring_disabled or a seccomp filter; an opcode or feature
+  // this kernel lacks). Thread-safe.
+  static const std::string& io_uring_unavailable();
+
  private:
   struct Timer {
     Clock::time_point due;
@@ -110,14 +158,15 @@ class Loop {
     Task fn;
     std::chrono::milliseconds repeat;
   };
-  class Wakeup;
   class Signals;
+  friend detail::Uring* detail::uring_of(Loop& loop) noexcept;
 
   int next_timeout_ms();
   void run_timers();
   void run_deferred();
 
-  int epoll_fd_ = -1;
+  std::unique_ptr<detail::LoopBackend> backend_;
+  detail::Uring* uring_ = nullptr;  // backend_, when it is io_uring
   bool stopping_ = false;
   // The thread that runs (or last ran) the loop; read by other threads.
   std::atomic<std::thread::id> thread_id_;
@@ -131,7 +180,7 @@ class Loop {
   std::vector<Task> deferred_;
   std::vector<Task> before_wait_;
 
-  std::unique_ptr<Wakeup> wakeup_;
+  std::unique_ptr<detail::Mailbox> mailbox_;
   std::unique_ptr<Signals> signals_;
   size_t index_ = 0;
 };

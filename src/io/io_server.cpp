@@ -4,8 +4,11 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <liburing.h>
 
 #include <cerrno>
 #include <cstring>
@@ -72,6 +75,8 @@ Loop& Socket::loop() const noexcept {
 LoopResources& Socket::resources() const noexcept {
   return server_->res_;
 }
+
+Uring* Socket::uring() const noexcept { return server_->uring_; }
 
 // Replies bigger than this bypass the cork (see Socket::uncork): one copy
 // into the queue instead of two.
@@ -209,6 +214,17 @@ void Socket::uncork() {
     cork.clear();
     return;
   }
+  if (server_->uring_ != nullptr) {
+    // The cork's buffer itself becomes the queue (no copy), and its send is
+    // queued now, to leave with the rest of this turn's in one
+    // io_uring_enter. The cork takes a pooled buffer in exchange.
+    const size_t n = cork.size();
+    queue().append_owned(std::move(cork));
+    queued(n);
+    cork = server_->res_.pool.take();
+    send_queued();
+    return;
+  }
   size_t done = 0;
   ssize_t n = ::write(fd_, cork.data(), cork.size());
   if (n > 0) done = static_cast<size_t>(n);
@@ -237,6 +253,7 @@ void Socket::mark_dirty() {
 }
 
 void Socket::update_interest() {
+  if (server_->uring_ != nullptr) return;  // a send in flight waits in the kernel instead of EPOLLOUT
   const OutQueue* w = wire();
   const bool want = w != nullptr && !w->empty();
   if (want != want_write_ && fd_ >= 0) {
@@ -273,7 +290,10 @@ void Socket::encrypt_queued() {
 void Socket::flush() {
   if (fd_ < 0) return;
   if (extra_ && extra_->tls) encrypt_queued();
-  if (OutQueue* q = wire()) {
+  Uring* u = server_->uring_;
+  if (u != nullptr) {
+    send_queued();
+  } else if (OutQueue* q = wire()) {
     while (!q->empty()) {
       ssize_t n = q->write_to(fd_, server_->res_.pool);
       if (n < 0) {
@@ -284,9 +304,12 @@ void Socket::flush() {
       unqueued(static_cast<size_t>(n));
     }
   }
-  const bool empty = queued_ == 0;
+  const bool empty = queued_ == 0;  // on io_uring, bytes in flight still count
   if (empty && close_requested_ && !lingering_) {
     // Everything we had to say is out: half-close and drain (see close_after_flush).
+    // A system call on io_uring too: the kernel runs IORING_OP_SHUTDOWN on
+    // a worker thread and looks the descriptor up only there, maybe after
+    // this socket's close and the number's reuse by the next accept.
     ::shutdown(fd_, SHUT_WR);
     lingering_ = true;
   } else if (extra_ && extra_->drain_below != 0 && queued_ < extra_->drain_below && !close_requested_ &&
@@ -315,18 +338,44 @@ void Socket::abort(int error) {
   finish_close(error);
 }
 
+void Socket::drop_extra() {
+  extra_->out.clear(server_->res_.pool);
+  extra_->tls.reset();
+  extra_->drain_below = 0;
+  server_->give_extra(std::move(extra_));
+}
+
 void Socket::finish_close(int error) {
-  loop().remove_fd(fd_);
-  ::close(fd_);
+  if (Uring* u = server_->uring_) {
+    // What is in the kernel is cancelled there; its last completions free
+    // the socket (maybe_retire). The close is queued behind the cancels, so
+    // the descriptor's number is not reused before they have run.
+    auto cancel = [&](UringOp op) {
+      io_uring_sqe* sqe = u->sqe();
+      io_uring_prep_cancel64(sqe, Uring::user_data(this, op), 0);
+      io_uring_sqe_set_data64(sqe, 0);
+      sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    };
+    if (recv_armed_) cancel(UringOp::recv);
+    if (send_inflight_) cancel(UringOp::send);
+    if (u->can_submit()) {
+      io_uring_sqe* sqe = u->sqe();
+      io_uring_prep_close(sqe, fd_);
+      io_uring_sqe_set_data64(sqe, 0);
+      sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    } else {
+      ::close(fd_);  // teardown off the loop's thread: nothing will submit a queued close
+    }
+  } else {
+    loop().remove_fd(fd_);
+    ::close(fd_);
+  }
   fd_ = -1;
   if (corked()) server_->res_.corked = nullptr;
   unqueued(queued_);  // the cork was never counted
-  if (extra_) {
-    extra_->out.clear(server_->res_.pool);
-    extra_->tls.reset();
-    extra_->drain_below = 0;
-    server_->give_extra(std::move(extra_));
-  }
+  // Bytes the kernel may still be reading stay where they are until the
+  // send's completion says it has stopped.
+  if (extra_ && !send_inflight_) drop_extra();
   mirror_ = nullptr;
   server_->count_.store(server_->count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   server_->options_.process_connections->fetch_sub(1, std::memory_order_relaxed);
@@ -335,6 +384,18 @@ void Socket::finish_close(int error) {
   SocketHandler* handler = handler_;
   handler_ = nullptr;
   if (handler != nullptr) handler->on_transport_closed(*this, error);
+  if (server_->uring_ != nullptr) {
+    maybe_retire();
+  } else {
+    server_->retire(this);
+  }
+}
+
+// io_uring: a closed socket is freed once the kernel can name it in no
+// completion any more.
+void Socket::maybe_retire() {
+  if (fd_ >= 0 || recv_armed_ || send_inflight_ || retired_) return;
+  if (extra_) drop_extra();
   server_->retire(this);
 }
 
@@ -350,21 +411,118 @@ void Socket::on_io(uint32_t events) {
     uint8_t* buf = server_->res_.read_buffer.get();
     ssize_t n = ::read(fd_, buf, LoopResources::kReadBufferSize);
     if (n > 0) {
-      if (lingering_) return;  // draining before close: input is discarded
-      if (extra_ && extra_->tls) {
-        on_tls_data(buf, static_cast<size_t>(n));
-      } else {
-        const bool cork = queued_ == 0 && !close_requested_;  // else replies queue behind what waits
-        if (cork) server_->res_.corked = this;
-        handler_->on_data(*this, buf, static_cast<size_t>(n));
-        if (cork) uncork();
-      }
+      on_received(buf, static_cast<size_t>(n));
     } else if (n == 0) {
       finish_close(0);
     } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
       finish_close(errno);
     }
   }
+}
+
+void Socket::on_received(uint8_t* data, size_t len) {
+  if (lingering_) return;  // draining before close: input is discarded
+  if (extra_ && extra_->tls) {
+    on_tls_data(data, len);
+  } else {
+    const bool cork = queued_ == 0 && !close_requested_;  // else replies queue behind what waits
+    if (cork) server_->res_.corked = this;
+    handler_->on_data(*this, data, len);
+    if (cork) uncork();
+  }
+}
+
+// ---- io_uring
+
+void Socket::arm_recv() {
+  io_uring_sqe* sqe = server_->uring_->sqe();
+  io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = server_->buffers_->group();
+  io_uring_sqe_set_data64(sqe, Uring::user_data(this, UringOp::recv));
+  recv_armed_ = true;
+}
+
+// One send per socket in the kernel at a time, so bytes leave in order;
+// what is queued meanwhile goes in the next one. Without MSG_DONTWAIT: a
+// full socket buffer makes the kernel wait for room (the io_uring form of
+// EPOLLOUT), and the completion says how much it took.
+void Socket::send_queued() {
+  if (send_inflight_ || fd_ < 0) return;
+  OutQueue* q = wire();
+  if (q == nullptr || q->empty()) return;
+  Extra& e = *extra_;
+  const int pieces = q->start_send(e.iov, Extra::kSendPieces);
+  io_uring_sqe* sqe = server_->uring_->sqe();
+  if (pieces == 1) {
+    io_uring_prep_send(sqe, fd_, e.iov[0].iov_base, e.iov[0].iov_len, MSG_NOSIGNAL);
+  } else {
+    e.msg = msghdr{};
+    e.msg.msg_iov = e.iov;
+    e.msg.msg_iovlen = static_cast<size_t>(pieces);
+    io_uring_prep_sendmsg(sqe, fd_, &e.msg, MSG_NOSIGNAL);
+  }
+  io_uring_sqe_set_data64(sqe, Uring::user_data(this, UringOp::send));
+  send_inflight_ = true;
+}
+
+void Socket::on_recv_done(void* socket, int32_t res, uint32_t flags) {
+  auto* s = static_cast<Socket*>(socket);
+  IoServer& server = *s->server_;
+  const bool more = (flags & IORING_CQE_F_MORE) != 0;
+  if (!more) s->recv_armed_ = false;
+  uint8_t* data = (flags & IORING_CQE_F_BUFFER) != 0 ? server.buffers_->take(flags, res) : nullptr;
+  if (s->fd_ < 0) {  // closed: what was still arriving is dropped
+    server.buffers_->release(flags);
+    s->maybe_retire();
+    return;
+  }
+  if (res > 0) {
+    s->on_received(data, static_cast<size_t>(res));
+    server.buffers_->release(flags);  // the handler has copied what it keeps
+    if (s->fd_ < 0) {
+      s->maybe_retire();
+    } else if (!more) {
+      s->arm_recv();  // the kernel ended the multishot (a full completion queue): go on
+    }
+  } else if (res == 0) {
+    server.buffers_->release(flags);
+    s->finish_close(0);
+  } else if (res == -ENOBUFS) {
+    // This turn's receives used every buffer. They are back by the next
+    // turn's enter, which re-arms this one; the bytes wait in the kernel.
+    ++server.receive_rearms_;
+    s->arm_recv();
+  } else if (res == -EINTR || res == -EAGAIN) {
+    if (!more) s->arm_recv();
+  } else {
+    s->finish_close(-res);
+  }
+}
+
+void Socket::on_send_done(void* socket, int32_t res, uint32_t) {
+  auto* s = static_cast<Socket*>(socket);
+  LoopResources& res_ = s->server_->res_;
+  s->send_inflight_ = false;
+  OutQueue* q = s->wire();
+  if (s->fd_ < 0) {  // closed while sending: the queue can go now
+    if (q != nullptr) q->finish_send(res_.pool, 0);
+    s->maybe_retire();
+    return;
+  }
+  if (res < 0) {
+    q->finish_send(res_.pool, 0);
+    if (res == -EINTR || res == -EAGAIN) {
+      s->mark_dirty();
+    } else {
+      s->abort(-res);
+    }
+    return;
+  }
+  // A partial send leaves the rest at the queue's head, sent first next.
+  q->finish_send(res_.pool, static_cast<size_t>(res));
+  s->unqueued(static_cast<size_t>(res));
+  s->flush();
 }
 
 // Decrypts, sends what the handshake wants sent, and hands the plaintext
@@ -412,11 +570,17 @@ struct IoServer::Listener final : IoHandler {
   int fd;
   std::shared_ptr<tls::TlsContext> tls;
   std::shared_ptr<const std::string> plain_answer;
+  // io_uring: its multishot accept (or, out of descriptors, its poll),
+  // queued or in the kernel.
+  Uring::Queued accept_sqe;
+  bool accept_armed = false;
+  bool polling = false;  // waiting for a pending connection before accepting again
+  bool closing = false;
   Listener(IoServer& s, int f, std::shared_ptr<tls::TlsContext> t, std::string answer)
       : server(s), fd(f), tls(std::move(t)), plain_answer(std::make_shared<const std::string>(std::move(answer))) {}
   ~Listener() {
-    server.loop_.remove_fd(fd);
-    ::close(fd);
+    if (server.uring_ == nullptr) server.loop_.remove_fd(fd);
+    if (fd >= 0) ::close(fd);
   }
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
@@ -426,11 +590,20 @@ struct IoServer::Listener final : IoHandler {
 IoServer::IoServer(Loop& loop, LoopResources& resources, IoOptions options, HandlerFactory factory)
     : loop_(loop),
       res_(resources),
+      uring_(uring_of(loop)),
       options_(options),
       factory_(std::move(factory)),
       epoch_(Loop::Clock::now()),
       sockets_(sizeof(Socket), alignof(Socket), 256) {
   if (options_.process_connections == nullptr) options_.process_connections = &own_process_count_;
+  if (uring_ != nullptr) {
+    buffers_ = &uring_->receive_buffers(options_.receive_buffers);
+    uring_->set_handler(UringOp::recv, &Socket::on_recv_done);
+    uring_->set_handler(UringOp::send, &Socket::on_send_done);
+    uring_->set_handler(UringOp::accept, &IoServer::on_accept_done);
+  } else if (!res_.read_buffer) {
+    res_.read_buffer.reset(new uint8_t[LoopResources::kReadBufferSize + LoopResources::kReadBufferPadding]());
+  }
   reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   loop_.add_before_wait([this] { flush_dirty(); });
   sweep_timer_ = loop_.add_timer(
@@ -439,10 +612,31 @@ IoServer::IoServer(Loop& loop, LoopResources& resources, IoOptions options, Hand
 
 IoServer::~IoServer() {
   loop_.cancel_timer(sweep_timer_);
-  listeners_.clear();
+  stop_accepting();
   abort_all();
+  if (uring_ != nullptr) {
+    settle();
+    // What still waits for completions nobody will read (teardown on
+    // another thread than the loop's, after that thread ended: the kernel
+    // cancelled its operations when it exited) is freed now.
+    sockets_.for_each_live([](void* p) {
+      auto* s = static_cast<Socket*>(p);
+      s->recv_armed_ = false;
+      s->send_inflight_ = false;
+      s->maybe_retire();
+    });
+  }
   flush_dirty();
+  closing_listeners_.clear();
   if (reserve_fd_ >= 0) ::close(reserve_fd_);
+}
+
+void IoServer::settle() {
+  if (!uring_->can_submit()) return;
+  const auto until = Loop::Clock::now() + std::chrono::seconds(1);
+  while ((sockets_.live() > graveyard_.size() || !closing_listeners_.empty()) && Loop::Clock::now() < until) {
+    uring_->reap_io(10);
+  }
 }
 
 uint32_t IoServer::clock_ms() const noexcept {
@@ -453,13 +647,104 @@ uint32_t IoServer::clock_ms() const noexcept {
 uint16_t IoServer::listen(const ListenerOptions& options) {
   int fd = open_listener(options);
   auto l = std::make_unique<Listener>(*this, fd, options.tls, options.plain_text_answer);
-  loop_.add_fd(fd, EPOLLIN, l.get());
+  if (uring_ != nullptr) {
+    arm_accept(*l);
+  } else {
+    loop_.add_fd(fd, EPOLLIN, l.get());
+  }
   listeners_.push_back(std::move(l));
   return local_port(fd);
 }
 
 void IoServer::stop_accepting() {
+  for (auto& l : listeners_) close_listener(std::move(l));
   listeners_.clear();
+}
+
+void IoServer::close_listener(std::unique_ptr<Listener> l) {
+  if (uring_ == nullptr || !l->accept_armed) return;  // ~Listener closes it
+  l->closing = true;
+  if (uring_->withdraw(l->accept_sqe)) {
+    l->accept_armed = false;  // never reached the kernel
+    return;
+  }
+  io_uring_sqe* sqe = uring_->sqe();
+  io_uring_prep_cancel64(sqe, Uring::user_data(l.get(), UringOp::accept), 0);
+  io_uring_sqe_set_data64(sqe, 0);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  // The kernel's accept holds the file, not the number: closing now is safe.
+  ::close(l->fd);
+  l->fd = -1;
+  closing_listeners_.push_back(std::move(l));  // until its accept's last completion
+}
+
+void IoServer::arm_accept(Listener& l) {
+  io_uring_sqe* sqe = uring_->sqe();
+  io_uring_prep_multishot_accept(sqe, l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(sqe, Uring::user_data(&l, UringOp::accept));
+  l.accept_sqe = uring_->queued(sqe);
+  l.accept_armed = true;
+}
+
+// One completion per connection, in the order they come, mixed with the
+// loop's other completions: no storm of connections can starve open ones,
+// which is what epoll's bound of 64 accepts per wake-up is for.
+void IoServer::on_accept_done(void* listener, int32_t res, uint32_t flags) {
+  auto* l = static_cast<Listener*>(listener);
+  IoServer& server = l->server;
+  const bool more = (flags & IORING_CQE_F_MORE) != 0;
+  if (!more) l->accept_armed = false;
+  if (l->closing) {
+    if (res >= 0 && !l->polling) ::close(res);  // accepted just before the cancel: we stopped accepting
+    if (!more) {
+      auto& v = server.closing_listeners_;
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        if (it->get() == l) {
+          v.erase(it);
+          break;
+        }
+      }
+    }
+    return;
+  }
+  if (l->polling) {
+    l->polling = false;  // a connection waits (or the poll failed): accept again
+  } else if (res >= 0) {
+    // Multishot accept has nowhere to put each peer's address.
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (::getpeername(res, reinterpret_cast<sockaddr*>(&addr), &len) != 0) addr.ss_family = AF_UNSPEC;
+    server.adopt(res, addr, *l);
+  } else if (res == -EMFILE || res == -ENFILE) {
+    log_warn("io: accept: {} (limit reached at {} connections); shedding a connection", std::strerror(-res),
+             server.connection_count());
+    server.shed_one(l->fd);
+    // The kernel fails an accept for want of a descriptor before it looks
+    // for a connection: armed again now, it would fail at once, every turn.
+    // A poll waits for the next connection instead (epoll's level-triggered
+    // readiness, which sheds one pending connection per wake-up too).
+    io_uring_sqe* sqe = server.uring_->sqe();
+    io_uring_prep_poll_add(sqe, l->fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, Uring::user_data(l, UringOp::accept));
+    l->accept_sqe = server.uring_->queued(sqe);
+    l->accept_armed = true;
+    l->polling = true;
+    return;
+  } else if (res != -EAGAIN && res != -EINTR && res != -ECONNABORTED) {
+    log_warn("io: accept: {}", std::strerror(-res));
+  }
+  if (!l->accept_armed) server.arm_accept(*l);
+}
+
+void IoServer::shed_one(int listen_fd) {
+  // Out of descriptors: the pending connection would wake us forever.
+  // Spend the reserve descriptor to accept and close it, then re-arm.
+  ++accepts_refused_;
+  if (reserve_fd_ < 0) return;
+  ::close(reserve_fd_);
+  int shed = ::accept(listen_fd, nullptr, nullptr);
+  if (shed >= 0) ::close(shed);
+  reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 void IoServer::accept_from(int listen_fd, Listener& listener) {
@@ -470,42 +755,44 @@ void IoServer::accept_from(int listen_fd, Listener& listener) {
     int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EMFILE || errno == ENFILE) {
-        // Out of descriptors: the pending connection would wake us forever.
-        // Spend the reserve descriptor to accept and close it, then re-arm.
         log_warn("io: accept: {} (limit reached at {} connections); shedding a connection",
                  std::strerror(errno), connection_count());
-        if (reserve_fd_ >= 0) {
-          ::close(reserve_fd_);
-          int shed = ::accept(listen_fd, nullptr, nullptr);
-          if (shed >= 0) ::close(shed);
-          reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-        }
+        shed_one(listen_fd);
       } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
         log_warn("io: accept: {}", std::strerror(errno));
       }
       return;
     }
-    const PeerAddress peer = PeerAddress::from(addr);
-    // A margin above max_connections is still accepted so the HTTP layer can
-    // answer 503; past it, the connection is closed at once.
-    if (process_connection_count() >= options_.max_connections + 64) {
-      log_warn("io: refusing {}:{}: {} connections open", peer.to_string(), peer.port, connection_count());
-      ::close(fd);
-      continue;
-    }
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    auto* s = new (sockets_.allocate()) Socket(*this, fd, peer);
-    if (listener.tls != nullptr) s->extra().tls = std::make_unique<Socket::Tls>(*listener.tls, listener.plain_answer);
-    count_.store(count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    options_.process_connections->fetch_add(1, std::memory_order_relaxed);
-    accepted_total_.add();
-    loop_.add_fd(fd, EPOLLIN | EPOLLRDHUP, s);
-    s->handler_ = factory_(*s);
+    adopt(fd, addr, listener);
   }
 }
 
+void IoServer::adopt(int fd, const sockaddr_storage& addr, Listener& listener) {
+  const PeerAddress peer = PeerAddress::from(addr);
+  // A margin above max_connections is still accepted so the HTTP layer can
+  // answer 503; past it, the connection is closed at once.
+  if (process_connection_count() >= options_.max_connections + 64) {
+    log_warn("io: refusing {}:{}: {} connections open", peer.to_string(), peer.port, connection_count());
+    ::close(fd);
+    return;
+  }
+  // TCP_NODELAY comes from the listener (open_listener): Linux copies it to
+  // every socket accepted from it, which saves a system call per accept.
+  auto* s = new (sockets_.allocate()) Socket(*this, fd, peer);
+  if (listener.tls != nullptr) s->extra().tls = std::make_unique<Socket::Tls>(*listener.tls, listener.plain_answer);
+  count_.store(count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  options_.process_connections->fetch_add(1, std::memory_order_relaxed);
+  accepted_total_.add();
+  if (uring_ != nullptr) {
+    s->arm_recv();
+  } else {
+    loop_.add_fd(fd, EPOLLIN | EPOLLRDHUP, s);
+  }
+  s->handler_ = factory_(*s);
+}
+
 void IoServer::retire(Socket* s) {
+  s->retired_ = true;
   graveyard_.push_back(s);
 }
 

@@ -3,6 +3,20 @@
 // Ratchet's IoServer; it knows nothing of HTTP or WebSocket: a Socket hands
 // the bytes it reads to its SocketHandler (an HTTP session, then a
 // WebSocket connection), and writes the bytes it is given.
+//
+// On both of the loop's backends, with the same behaviour:
+//
+//   epoll     the listener and every socket are registered with epoll; a
+//             readable socket is read once per turn into the loop's shared
+//             receive buffer, queued bytes are written when it is writable
+//   io_uring  a multishot accept per listener; a multishot receive per
+//             socket into the loop's provided receive buffers (an idle
+//             connection holds none); queued bytes leave as one send per
+//             socket per turn, all submitted with the turn's one
+//             io_uring_enter; closes go through the ring too (a lingering
+//             close's shutdown stays a system call: see Socket::flush).
+//             A socket closed while its receive or send is in the kernel is
+//             cancelled there and freed only after their last completions.
 #pragma once
 
 #include <array>
@@ -19,6 +33,7 @@
 #include "io/out_queue.hpp"
 #include "io/slab.hpp"
 #include "io/socket_address.hpp"
+#include "loop/uring.hpp"
 #include "metrics/counter.hpp"
 #include "tls/tls_session.hpp"
 #include "windlass/loop.hpp"
@@ -64,6 +79,9 @@ struct IoOptions {
   // Shared by every IoServer of a process, so max_connections bounds the
   // process, not each loop. Null: this IoServer counts alone.
   std::atomic<size_t>* process_connections = nullptr;
+  // io_uring: the loop's receive buffers (the first IoServer of a loop
+  // makes them; tests use a tiny ring to run it dry). Zeros: the defaults.
+  ReceiveBuffers::Options receive_buffers;
 };
 
 // The TCP peer, kept in 18 bytes instead of as text: IPv4 as IPv4-mapped
@@ -139,6 +157,16 @@ class Socket final : public IoHandler {
 
  private:
   friend class IoServer;
+  // io_uring completions (Uring's handlers for UringOp::recv and ::send).
+  static void on_recv_done(void* socket, int32_t res, uint32_t flags);
+  static void on_send_done(void* socket, int32_t res, uint32_t flags);
+  void arm_recv();
+  void send_queued();
+  void maybe_retire();
+  void drop_extra();
+  // What both backends do with bytes read: discard (lingering), decrypt,
+  // or hand them to the handler with the cork in place.
+  void on_received(uint8_t* data, size_t len);
   void mark_dirty();
   bool corked() const noexcept;
   // True when `n` more bytes go to the cork; moves the cork to the queue
@@ -157,6 +185,7 @@ class Socket final : public IoHandler {
   OutQueue* wire() noexcept;
   void finish_close(int error);
   void update_interest();
+  Uring* uring() const noexcept;
 
   // What only a TLS connection needs.
   struct Tls {
@@ -178,6 +207,11 @@ class Socket final : public IoHandler {
     std::unique_ptr<Tls> tls;
     uint32_t drain_below = 0;         // on_drained wanted under this many bytes; 0: not wanted
     uint32_t linger_deadline_ms = 0;  // IoServer::clock_ms() of the linger deadline, once closing
+    // io_uring: the pieces of the send in flight, read by the kernel after
+    // the submission (so here, not on a stack).
+    static constexpr int kSendPieces = 16;
+    iovec iov[kSendPieces];
+    msghdr msg;
   };
 
  private:
@@ -190,9 +224,12 @@ class Socket final : public IoHandler {
   uint32_t queued_ = 0;  // bytes in the queues (max_send_queue is below 4 GiB)
   int fd_;
   bool dirty_ : 1 = false;       // in the server's flush list
-  bool want_write_ : 1 = false;  // EPOLLOUT registered
+  bool want_write_ : 1 = false;  // epoll: EPOLLOUT registered
   bool close_requested_ : 1 = false;
-  bool lingering_ : 1 = false;  // write side shut, draining input
+  bool lingering_ : 1 = false;      // write side shut, draining input
+  bool recv_armed_ : 1 = false;     // io_uring: a multishot receive is queued or in the kernel
+  bool send_inflight_ : 1 = false;  // io_uring: a send is queued or in the kernel
+  bool retired_ : 1 = false;        // in the graveyard, freed at the end of the turn
   PeerAddress peer_;
 };
 
@@ -204,6 +241,8 @@ struct ListenerOptions : ListenOptions {
 
 class IoServer {
  public:
+  static_assert(LoopResources::kReadBufferPadding <= ReceiveBuffers::kPadding,
+                "io_uring's receive buffers keep the padding promise of SocketHandler::on_data");
   // Makes the handler for a new socket (the HTTP layer's session).
   using HandlerFactory = std::function<SocketHandler*(Socket&)>;
 
@@ -237,6 +276,15 @@ class IoServer {
   uint32_t clock_ms() const noexcept;
   // The sizes of what a connection costs here, for tests and RESULTS.md.
   size_t socket_slots() const noexcept { return sockets_.capacity(); }
+  // Slots in use: open sockets, and (io_uring) closed ones whose last
+  // completions have not come yet. Loop thread.
+  size_t sockets_in_use() const noexcept { return sockets_.live() - graveyard_.size(); }
+  // io_uring: receives re-armed because a turn used every receive buffer
+  // (ENOBUFS). Loop thread.
+  uint64_t receive_rearms() const noexcept { return receive_rearms_; }
+  // Times an accept failed for want of a descriptor (each sheds at most one
+  // pending connection). Loop thread.
+  uint64_t accepts_refused() const noexcept { return accepts_refused_; }
   std::unique_ptr<Socket::Extra> take_extra();
   void give_extra(std::unique_ptr<Socket::Extra> extra);
 
@@ -244,16 +292,28 @@ class IoServer {
   friend class Socket;
   struct Listener;
   void accept_from(int listen_fd, Listener& listener);
+  // A descriptor accepted (by either backend) becomes a Socket, or is shed.
+  void adopt(int fd, const sockaddr_storage& addr, Listener& listener);
+  void shed_one(int listen_fd);
+  static void on_accept_done(void* listener, int32_t res, uint32_t flags);
+  void arm_accept(Listener& listener);
+  void close_listener(std::unique_ptr<Listener> listener);
+  // io_uring, outside a running loop (teardown): until every socket's
+  // operations have completed, or this thread cannot wait for them.
+  void settle();
   void flush_dirty();
   void sweep();
   void retire(Socket* s);
 
   Loop& loop_;
   LoopResources& res_;
+  Uring* uring_ = nullptr;  // the loop's ring when it runs io_uring
+  ReceiveBuffers* buffers_ = nullptr;
   IoOptions options_;
   HandlerFactory factory_;
   Loop::Clock::time_point epoch_;
   std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<std::unique_ptr<Listener>> closing_listeners_;  // io_uring: until their accept's last completion
   Slab sockets_;  // live sockets (the sweep walks its bitmap)
   std::atomic<size_t> count_{0};
   std::atomic<size_t> own_process_count_{0};  // used when options_.process_connections is null
@@ -263,6 +323,8 @@ class IoServer {
   std::vector<Socket*> dirty_;      // sockets with bytes queued this turn
   std::vector<Socket*> graveyard_;  // closed this turn, freed before the loop waits
   int reserve_fd_ = -1;             // spent to shed a connection when out of descriptors
+  uint64_t receive_rearms_ = 0;
+  uint64_t accepts_refused_ = 0;
   Loop::TimerId sweep_timer_ = 0;
 };
 

@@ -20,9 +20,11 @@ struct LoopResources {
   // One receive buffer for every socket of the loop (uWebSockets' idea):
   // an idle connection holds none. The padding lets a parser that reads a
   // few bytes past the end (simdjson needs 32) run on it without a copy.
+  // Made by an epoll IoServer; io_uring receives into the loop's provided
+  // buffers instead (loop/uring.hpp), with the same padding.
   static constexpr size_t kReadBufferSize = 512 * 1024;
   static constexpr size_t kReadBufferPadding = 64;
-  std::unique_ptr<uint8_t[]> read_buffer{new uint8_t[kReadBufferSize + kReadBufferPadding]()};
+  std::unique_ptr<uint8_t[]> read_buffer;
 
   BufferPool pool;  // byte buffers for write queues and message reassembly
 

@@ -17,8 +17,8 @@ void OutQueue::append(BufferPool& pool, const void* data, size_t n) {
   }
   to_chunks();
   bool extend = !chunks_.back().shared && chunks_.back().owned.size() + n <= kCoalesceLimit &&
-                // Never grow the chunk the kernel is part-way through.
-                !(chunks_.size() - 1 == head_ && head_offset_ > 0);
+                // Never grow the chunk the kernel is part-way through, or reading.
+                !(chunks_.size() - 1 == head_ && head_offset_ > 0) && chunks_.size() - 1 >= flight_end_;
   if (!extend) chunks_.push_back(Chunk{pool.take(), nullptr});
   chunks_.back().owned.append(static_cast<const char*>(data), n);
 }
@@ -40,7 +40,7 @@ void OutQueue::append(BufferPool& pool, const void* a, size_t an, const void* b,
 void OutQueue::append_owned(std::string&& bytes) {
   if (bytes.empty()) return;
   bytes_ += bytes.size();
-  if (chunks_.empty() && flat_.empty()) {
+  if (chunks_.empty() && flat_.empty() && in_flight_ == 0) {
     flat_ = std::move(bytes);
     flat_offset_ = 0;
     return;
@@ -63,6 +63,7 @@ void OutQueue::to_chunks() {
   chunks_.push_back(Chunk{std::move(flat_), nullptr});
   head_ = 0;
   head_offset_ = flat_offset_;
+  if (in_flight_ > 0) flight_end_ = 1;  // the moved buffer is the one the kernel reads
   flat_.clear();
   flat_offset_ = 0;
 }
@@ -102,7 +103,12 @@ ssize_t OutQueue::write_chunks(int fd, BufferPool& pool) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
     return -errno;
   }
-  size_t left = static_cast<size_t>(written);
+  consume_chunks(pool, static_cast<size_t>(written));
+  return written;
+}
+
+void OutQueue::consume_chunks(BufferPool& pool, size_t n) {
+  size_t left = n;
   bytes_ -= left;
   while (left > 0) {
     size_t avail = chunks_[head_].size() - head_offset_;
@@ -123,10 +129,63 @@ ssize_t OutQueue::write_chunks(int fd, BufferPool& pool) {
     chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<ptrdiff_t>(head_));
     head_ = 0;
   }
-  return written;
+}
+
+namespace {
+// A std::string short enough to live inside itself moves its bytes when
+// it is moved (a chunk list that grows moves them all): one in flight is
+// given a heap block first, whose address moves never change.
+void pin(std::string& s) {
+  if (s.capacity() <= BufferPool::kInlineCapacity) s.reserve(BufferPool::kInlineCapacity + 1);
+}
+}  // namespace
+
+int OutQueue::start_send(iovec* iov, int max) {
+  in_flight_ = 0;
+  flight_end_ = 0;
+  if (bytes_ == 0 || max <= 0) return 0;
+  if (chunks_.empty()) {
+    pin(flat_);
+    iov[0].iov_base = flat_.data() + flat_offset_;
+    iov[0].iov_len = flat_.size() - flat_offset_;
+    in_flight_ = iov[0].iov_len;
+    return 1;
+  }
+  int n = 0;
+  size_t i = head_;
+  for (; i < chunks_.size() && n < max; ++i) {
+    Chunk& c = chunks_[i];
+    if (!c.shared) pin(c.owned);
+    const size_t skip = i == head_ ? head_offset_ : 0;
+    iov[n].iov_base = const_cast<char*>(c.data() + skip);
+    iov[n].iov_len = c.size() - skip;
+    in_flight_ += iov[n].iov_len;
+    ++n;
+  }
+  flight_end_ = i;
+  return n;
+}
+
+void OutQueue::finish_send(BufferPool& pool, size_t n) {
+  in_flight_ = 0;
+  flight_end_ = 0;
+  if (n == 0) return;
+  if (!chunks_.empty()) {
+    consume_chunks(pool, n);
+    return;
+  }
+  bytes_ -= n;
+  flat_offset_ += n;
+  if (flat_offset_ == flat_.size()) {
+    pool.give(std::move(flat_));
+    flat_.clear();
+    flat_offset_ = 0;
+  }
 }
 
 void OutQueue::clear_keeping_capacity(BufferPool& pool) noexcept {
+  in_flight_ = 0;
+  flight_end_ = 0;
   pool.give(std::move(flat_));
   flat_.clear();
   flat_offset_ = 0;
@@ -138,6 +197,8 @@ void OutQueue::clear_keeping_capacity(BufferPool& pool) noexcept {
 }
 
 void OutQueue::clear(BufferPool& pool) noexcept {
+  in_flight_ = 0;
+  flight_end_ = 0;
   pool.give(std::move(flat_));
   flat_.clear();
   flat_offset_ = 0;

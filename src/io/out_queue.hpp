@@ -8,6 +8,11 @@
 // in `flat_`, and a flush is one write() of one range. The first shared
 // payload (or a copy that would grow `flat_` past kCoalesceLimit) turns
 // the queue into a list of chunks, written with writev, until it drains.
+//
+// With io_uring the kernel reads the bytes after the call that queues the
+// send returns: start_send() hands it the queue's head and pins what holds
+// those bytes until finish_send() (no append grows, moves or frees a
+// buffer in flight; new bytes start a chunk of their own behind them).
 #pragma once
 
 #include <sys/uio.h>
@@ -40,6 +45,16 @@ class OutQueue {
   // Writes as much as the socket takes with one writev. Returns the bytes
   // written, 0 when the socket is full, or -errno on a socket error.
   ssize_t write_to(int fd, BufferPool& pool);
+  // io_uring: fills `iov` with up to `max` pieces of the queued bytes from
+  // the head, and marks them in flight until finish_send(). Returns the
+  // number of pieces (0 when empty). One send at a time.
+  int start_send(iovec* iov, int max);
+  // The send started last is done and the kernel took `n` of its bytes
+  // (fewer when the socket's buffer filled): those leave the queue, the
+  // rest is sent again next time, first.
+  void finish_send(BufferPool& pool, size_t n);
+  size_t in_flight() const noexcept { return in_flight_; }
+
   // Passes every queued byte, in order, to `sink(data, len)` and empties
   // the queue (TLS encrypts the plaintext queue into the wire queue).
   template <class Sink>
@@ -67,11 +82,13 @@ class OutQueue {
     size_t size() const noexcept { return shared ? shared->size() : owned.size(); }
   };
 
-  // In the flat shape, and `n` more bytes keep it within kCoalesceLimit (or
-  // it is empty: one large copy is still one buffer).
+  // In the flat shape, not in flight, and `n` more bytes keep it within
+  // kCoalesceLimit (or it is empty: one large copy is still one buffer).
   bool flat_takes(size_t n) const noexcept {
-    return chunks_.empty() && (flat_.empty() || flat_.size() + n <= kCoalesceLimit);
+    return chunks_.empty() && in_flight_ == 0 && (flat_.empty() || flat_.size() + n <= kCoalesceLimit);
   }
+  // The written head bytes leave the chunk list.
+  void consume_chunks(BufferPool& pool, size_t n);
   // Moves the flat bytes, if any, to the front of the chunk list.
   void to_chunks();
   ssize_t write_flat(int fd, BufferPool& pool);
@@ -83,6 +100,8 @@ class OutQueue {
   size_t head_ = 0;         // index of the first chunk not fully written
   size_t head_offset_ = 0;  // bytes of chunks_[head_] already written
   size_t bytes_ = 0;
+  size_t in_flight_ = 0;   // io_uring: bytes from the head the kernel may be reading
+  size_t flight_end_ = 0;  // chunk shape: chunks_[head_, flight_end_) hold them; not extended
 };
 
 }  // namespace windlass::detail

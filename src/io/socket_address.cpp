@@ -41,6 +41,11 @@ int open_listener(const ListenOptions& o) {
     int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (o.reuse_port) ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    // Set once here, inherited by every accepted socket (Linux copies it
+    // from the listener): no setsockopt per connection.
+    if (ai->ai_protocol == IPPROTO_TCP || ai->ai_protocol == 0) {
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     if (ai->ai_family == AF_INET6) {
       // "::" should accept IPv4 clients too, whatever net.ipv6.bindv6only says.
       int zero = 0;

@@ -21,8 +21,9 @@ struct ListenOptions {
   std::shared_ptr<tls::TlsContext> tls;  // set: connections speak TLS (wss://, https://)
 };
 
-// Creates a non-blocking listening socket (SO_REUSEADDR, and IPV6_V6ONLY
-// off for "::" so one socket takes both families). Throws
+// Creates a non-blocking listening socket (SO_REUSEADDR, TCP_NODELAY for
+// the sockets it accepts, and IPV6_V6ONLY off for "::" so one socket
+// takes both families). Throws
 // std::runtime_error naming the syscall, the address and errno's text.
 int open_listener(const ListenOptions& options);
 

@@ -1,68 +1,44 @@
 #include "windlass/loop.hpp"
 
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 
+#include "log.hpp"
+#include "loop/backend.hpp"
+#include "loop/mailbox.hpp"
+#include "loop/uring.hpp"
+
 namespace windlass {
+
+std::string_view to_string(IoBackend backend) noexcept {
+  switch (backend) {
+    case IoBackend::automatic: return "auto";
+    case IoBackend::epoll: return "epoll";
+    case IoBackend::io_uring: return "io_uring";
+  }
+  return "auto";
+}
+
+std::optional<IoBackend> parse_io_backend(std::string_view text) noexcept {
+  if (text == "auto") return IoBackend::automatic;
+  if (text == "epoll") return IoBackend::epoll;
+  if (text == "io_uring") return IoBackend::io_uring;
+  return std::nullopt;
+}
 
 namespace {
 [[noreturn]] void throw_errno(const char* what) {
   throw std::runtime_error(std::string(what) + ": " + std::strerror(errno));
 }
 }  // namespace
-
-// Cross-thread wake-ups: post() appends under a mutex and writes the
-// eventfd only when the queue was empty, so a burst of posts costs one
-// syscall.
-class Loop::Wakeup final : public IoHandler {
- public:
-  explicit Wakeup(Loop& loop) : loop_(loop) {
-    fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (fd_ < 0) throw_errno("eventfd");
-    loop_.add_fd(fd_, EPOLLIN, this);
-  }
-  ~Wakeup() { ::close(fd_); }
-
-  void post(Task task) {
-    bool was_empty;
-    {
-      std::lock_guard lock(mutex_);
-      was_empty = queue_.empty();
-      queue_.push_back(std::move(task));
-    }
-    if (was_empty) {
-      uint64_t one = 1;
-      // EAGAIN means the counter is already non-zero: the loop will wake.
-      [[maybe_unused]] ssize_t n = ::write(fd_, &one, sizeof one);
-    }
-  }
-
-  void on_io(uint32_t) override {
-    uint64_t count;
-    [[maybe_unused]] ssize_t n = ::read(fd_, &count, sizeof count);
-    {
-      std::lock_guard lock(mutex_);
-      running_.swap(queue_);
-    }
-    for (auto& task : running_) task();
-    running_.clear();
-  }
-
- private:
-  Loop& loop_;
-  int fd_ = -1;
-  std::mutex mutex_;
-  std::vector<Task> queue_;
-  std::vector<Task> running_;  // kept to reuse its capacity
-};
 
 // Signals arrive as reads on a signalfd, so handlers run as ordinary loop
 // callbacks instead of in async-signal context.
@@ -111,20 +87,65 @@ thread_local Loop* t_current = nullptr;
 
 Loop* Loop::current() noexcept { return t_current; }
 
-Loop::Loop() : thread_id_(std::this_thread::get_id()), now_(Clock::now()) {
-  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd_ < 0) throw_errno("epoll_create1");
-  wakeup_ = std::make_unique<Wakeup>(*this);
+namespace {
+
+// `auto` says once per process why it took epoll, not once per loop.
+void note_fallback(const std::string& why) {
+  static std::once_flag once;
+  std::call_once(once, [&] { detail::log_info("io: io_uring unavailable ({}); using epoll", why); });
+}
+
+// What `auto` means in this process: WINDLASS_IO when it names a backend
+// (as libuv's UV_USE_IO_URING does: an operator or a test suite chooses
+// for every loop of a program without rebuilding it), else the probe's
+// choice. Read once.
+IoBackend resolve(IoBackend asked) {
+  if (asked != IoBackend::automatic) return asked;
+  static const IoBackend from_env = [] {
+    const char* v = std::getenv("WINDLASS_IO");
+    if (v == nullptr || *v == '\0') return IoBackend::automatic;
+    if (auto b = parse_io_backend(v)) return *b;
+    detail::log_warn("io: WINDLASS_IO={} is not auto, epoll or io_uring; ignored", v);
+    return IoBackend::automatic;
+  }();
+  return from_env;
+}
+
+}  // namespace
+
+Loop::Loop(IoBackend asked) : thread_id_(std::this_thread::get_id()), now_(Clock::now()) {
+  const IoBackend backend = resolve(asked);
+  if (backend != IoBackend::epoll) {
+    std::string why;
+    backend_ = detail::make_uring_backend(why);
+    if (!backend_) {
+      if (backend == IoBackend::io_uring) throw std::runtime_error("io_uring: " + why);
+      note_fallback(why);
+    } else {
+      uring_ = static_cast<detail::Uring*>(backend_.get());
+    }
+  }
+  if (!backend_) backend_ = detail::make_epoll_backend();
+  mailbox_ = std::make_unique<detail::Mailbox>();
+  backend_->attach_mailbox(*mailbox_);
   signals_ = std::make_unique<Signals>(*this);
 }
 
 Loop::~Loop() {
   signals_.reset();
-  wakeup_.reset();
-  ::close(epoll_fd_);
+  backend_.reset();  // before the mailbox: io_uring may still hold a read of its eventfd
+  mailbox_.reset();
 }
 
-void Loop::post(Task task) { wakeup_->post(std::move(task)); }
+IoBackend Loop::backend() const noexcept { return backend_->kind(); }
+
+const std::string& Loop::io_uring_unavailable() { return detail::uring_unavailable(); }
+
+namespace detail {
+Uring* uring_of(Loop& loop) noexcept { return loop.uring_; }
+}  // namespace detail
+
+void Loop::post(Task task) { mailbox_->post(std::move(task)); }
 
 void Loop::stop() {
   if (in_loop_thread()) {
@@ -153,24 +174,11 @@ void Loop::cancel_timer(TimerId id) { timers_.erase(id); }
 
 void Loop::on_signal(int signo, std::function<void(int)> fn) { signals_->add(signo, std::move(fn)); }
 
-void Loop::add_fd(int fd, uint32_t events, IoHandler* handler) {
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.ptr = handler;
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) throw_errno("epoll_ctl(ADD)");
-}
+void Loop::add_fd(int fd, uint32_t events, IoHandler* handler) { backend_->add_fd(fd, events, handler); }
 
-void Loop::modify_fd(int fd, uint32_t events, IoHandler* handler) {
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.ptr = handler;
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0) throw_errno("epoll_ctl(MOD)");
-}
+void Loop::modify_fd(int fd, uint32_t events, IoHandler* handler) { backend_->modify_fd(fd, events, handler); }
 
-void Loop::remove_fd(int fd) {
-  epoll_event ev{};
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, &ev);
-}
+void Loop::remove_fd(int fd) { backend_->remove_fd(fd); }
 
 int Loop::next_timeout_ms() {
   if (!deferred_.empty() || stopping_) return 0;
@@ -223,23 +231,26 @@ void Loop::run(const std::function<void()>& on_start, const std::function<void()
   thread_id_.store(std::this_thread::get_id(), std::memory_order_release);
   Loop* outer = t_current;  // a loop run from inside another loop's callback (tests do)
   t_current = this;
+  backend_->enter_thread();
+  struct Leave {
+    Loop& loop;
+    Loop* outer;
+    ~Leave() {
+      loop.backend_->leave_thread();
+      t_current = outer;
+    }
+  } leave{*this, outer};
   if (on_start) on_start();
   stopping_ = false;
-  constexpr int kMaxEvents = 256;
-  epoll_event events[kMaxEvents];
   while (!stopping_) {
-    int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, next_timeout_ms());
-    if (n < 0 && errno != EINTR) throw_errno("epoll_wait");
+    backend_->wait(next_timeout_ms());
     now_ = Clock::now();
-    for (int i = 0; i < n; ++i) {
-      static_cast<IoHandler*>(events[i].data.ptr)->on_io(events[i].events);
-    }
+    backend_->dispatch();
     run_timers();
     run_deferred();
     for (auto& fn : before_wait_) fn();
   }
   if (on_stop) on_stop();
-  t_current = outer;
 }
 
 }  // namespace windlass

@@ -50,6 +50,7 @@ constexpr uint64_t KiB = 1ull << 10, MiB = 1ull << 20, GiB = 1ull << 30;
 constexpr milliseconds kSecond{1000}, kMinute{60'000}, kHour{3'600'000};
 
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
+constexpr std::string_view kIoBackends[] = {"auto", "epoll", "io_uring"};
 constexpr std::string_view kComponents[] = {"chat", "echo", "static"};
 constexpr std::string_view kCompressionModes[] = {"off", "shared", "per-connection"};
 constexpr std::string_view kAuthKinds[] = {"jwt", "proxy"};
@@ -341,6 +342,9 @@ void read_server(Section& s, ServerOptions& o) {
   }
   s.integer("port", o.port, 0, 65535);
   s.integer("threads", o.threads, 0, 1024);
+  std::string io(windlass::to_string(o.io));
+  s.one_of("io", io, kIoBackends);
+  o.io = *windlass::parse_io_backend(io);
   s.integer("node_id", o.node_id, 0, (1 << 24) - 1);
   s.integer("max_connections", o.max_connections, 1, 10'000'000);
   s.size("max_send_queue", o.max_send_queue, 1 * KiB, 2 * GiB);
@@ -1130,6 +1134,12 @@ void apply_override(Config& c, OverrideKey key, std::string_view value, std::str
       else
         fail("not a thread count (0 to 1024; 0 means one per core)");
       break;
+    case OverrideKey::io:
+      if (auto v = windlass::parse_io_backend(value))
+        c.server.io = *v;
+      else
+        fail("not an I/O backend (auto, epoll or io_uring)" + suggest(value, kIoBackends));
+      break;
     case OverrideKey::log_level:
       if (std::find(std::begin(kLogLevels), std::end(kLogLevels), value) == std::end(kLogLevels)) {
         fail("not a log level (trace, debug, info, warn, error, off)" + suggest(value, kLogLevels));
@@ -1244,8 +1254,8 @@ std::string summary(const Config& c) {
   std::string listen =
       c.server.plain_listener ? c.server.host + ":" + std::to_string(c.server.port) : "tls only";
   std::string s = c.source + ": listen " + listen + ", threads " +
-                  (c.server.threads == 0 ? std::string("auto") : std::to_string(c.server.threads)) +
-                  ", routes ";
+                  (c.server.threads == 0 ? std::string("auto") : std::to_string(c.server.threads)) + ", io " +
+                  std::string(windlass::to_string(c.server.io)) + ", routes ";
   if (c.routes.empty()) s += "(none)";
   for (size_t i = 0; i < c.routes.size(); ++i) {
     s += (i ? ", " : "") + c.routes[i].path + " " + to_string(c.routes[i].component);

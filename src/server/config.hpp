@@ -142,6 +142,7 @@ enum class OverrideKey : uint8_t {
   host,
   port,
   threads,
+  io,
   log_level,
   log_format,
   node_id,

@@ -42,7 +42,7 @@ struct Flags {
   std::string config;
   bool check_config = false;
   // Empty when not given; validated by apply_override like the file's keys.
-  std::string host, port, threads, log_level, log_format, node_id, redis_url;
+  std::string host, port, threads, io, log_level, log_format, node_id, redis_url;
 };
 
 struct OverrideSource {
@@ -56,6 +56,7 @@ constexpr OverrideSource kOverrides[] = {
     {ws::OverrideKey::host, "WINDLASS_HOST", "--host", &Flags::host},
     {ws::OverrideKey::port, "WINDLASS_PORT", "--port", &Flags::port},
     {ws::OverrideKey::threads, "WINDLASS_THREADS", "--threads", &Flags::threads},
+    {ws::OverrideKey::io, "WINDLASS_IO", "--io", &Flags::io},
     {ws::OverrideKey::log_level, "WINDLASS_LOG_LEVEL", "--log-level", &Flags::log_level},
     {ws::OverrideKey::log_format, "WINDLASS_LOG_FORMAT", "--log-format", &Flags::log_format},
     {ws::OverrideKey::node_id, "WINDLASS_NODE_ID", "--node-id", &Flags::node_id},
@@ -324,7 +325,8 @@ int serve(const ws::Config& config) {
     listening += (listening.empty() ? "" : "; ") + line;
   }
   std::fflush(stdout);
-  log.info("{} ({} event loop{})", listening, app.thread_count(), app.thread_count() == 1 ? "" : "s");
+  log.info("{} ({} event loop{} on {})", listening, app.thread_count(), app.thread_count() == 1 ? "" : "s",
+           windlass::to_string(app.loop().backend()));
 
   // After listening, so that the first deliveries find the endpoints up.
   if (amqp) amqp->start();
@@ -358,6 +360,8 @@ int main(int argc, char** argv) {
   cli.add_option("--port", flags.port,
                  "Listen port, 0 for any free one (env WINDLASS_PORT; config server.port)");
   cli.add_option("--threads", flags.threads, "Event loops, 0 for one per core (env WINDLASS_THREADS)");
+  cli.add_option("--io", flags.io,
+                 "What the loops wait with: auto, epoll or io_uring (env WINDLASS_IO; config server.io)");
   cli.add_option("--log-level", flags.log_level,
                  "trace, debug, info, warn, error, off (env WINDLASS_LOG_LEVEL)");
   cli.add_option("--log-format", flags.log_format, "text or json (env WINDLASS_LOG_FORMAT)");

@@ -30,6 +30,8 @@ using proto::Opcode;
 namespace {
 
 // The slot's header: readable from any thread for as long as the App lives.
+// Without a member call: the slot may hold no live connection (a handle
+// kept after its close), as in WsConnection::id_in_slot.
 const detail::ConnectionSlotHeader& header_of(const WsConnection* impl) noexcept {
   return WsConnection::header_of_slot(impl);
 }

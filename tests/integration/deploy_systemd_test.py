@@ -20,7 +20,14 @@ started. What is checked instead:
   whole life with plain and TLS clients, sd_notify, a reload and a stop
   with clients connected, are allowed by the unit's SystemCallFilter= and
   RestrictAddressFamilies=, and nothing maps memory writable and
-  executable (MemoryDenyWriteExecute=) (strace).
+  executable (MemoryDenyWriteExecute=) (strace). On either loop backend
+  (WINDLASS_IO): the unit's @system-service includes @aio, so io_uring's
+  io_uring_setup, io_uring_enter and io_uring_register are allowed.
+- under a stricter filter that refuses io_uring with EPERM (what
+  `SystemCallFilter=~@aio` with the unit's SystemCallErrorNumber=EPERM
+  does, or a container's default seccomp profile), `io = "auto"` falls back
+  to epoll with one log line saying why, and serves; `io = "io_uring"`
+  refuses to start, saying why (tests/support/deny_io_uring.py).
 
 Run by ctest; by hand:
 
@@ -492,7 +499,10 @@ class SandboxFitTest(unittest.TestCase):
                 if name in ("mmap", "mprotect", "pkey_mprotect") and "PROT_WRITE" in line and "PROT_EXEC" in line:
                     wx.append(line.strip())
         used.discard("execve")  # strace's exec of the server, before any sandbox applies
-        self.assertIn("epoll_wait", used | {"epoll_pwait"})
+        backend = os.environ.get("WINDLASS_IO", "auto")
+        waits = {"epoll": {"epoll_wait", "epoll_pwait"}, "io_uring": {"io_uring_enter"}}.get(
+            backend, {"epoll_wait", "epoll_pwait", "io_uring_enter"})
+        self.assertTrue(used & waits, f"no {' or '.join(sorted(waits))} in the trace (WINDLASS_IO={backend})")
         denied = sorted(used - allowed)
         self.assertEqual(denied, [], f"system calls outside SystemCallFilter=: {denied}")
         self.assertIn("AF_UNIX", families, "sd_notify did not run")
@@ -500,6 +510,52 @@ class SandboxFitTest(unittest.TestCase):
                              "socket families outside RestrictAddressFamilies=")
         self.assertEqual(wx, [], "writable+executable mappings would fail under MemoryDenyWriteExecute=")
         print(f"# {len(used)} distinct system calls, all within the filter; socket families {sorted(families)}")
+
+
+class SeccompFallbackTest(unittest.TestCase):
+    """A filter that refuses io_uring (EPERM): auto takes epoll and says why;
+    io_uring insists and does not start."""
+
+    DENY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support", "deny_io_uring.py")
+
+    def setUp(self):
+        if os.uname().machine != "x86_64":
+            self.skipTest("deny_io_uring.py knows x86-64's system call numbers only")
+        self.tmp = wt.temp_dir("windlass-seccomp-")
+
+    def tearDown(self):
+        wt.kill_all()
+
+    def env(self, io):
+        env = wt.server_env()
+        env["WINDLASS_IO"] = io
+        return env
+
+    def test_auto_falls_back_to_epoll_with_one_line_saying_why(self):
+        config = wt.server_config(self.tmp, threads=2, drain_delay="0s", shutdown_timeout="2s")
+        server = wt.windlass_server(config, env=self.env("auto"), wrapper=["/usr/bin/python3", self.DENY]).launch()
+        port = server.wait_listening(timeout=START_TIMEOUT_S)
+        self.assertEqual(wt.http_status(port, "/healthz"), 200)
+
+        async def echo():
+            async with websockets.connect(f"ws://127.0.0.1:{port}/echo", open_timeout=10) as ws:
+                await ws.send("still served")
+                self.assertEqual(await asyncio.wait_for(ws.recv(), 10), "still served")
+
+        asyncio.run(echo())
+        server.stop()
+        log = server.stderr_text()
+        fallbacks = [line for line in log.splitlines() if "io_uring unavailable" in line]
+        self.assertEqual(len(fallbacks), 1, log)  # once per process, not once per loop
+        self.assertIn("io_uring_setup: Operation not permitted", fallbacks[0])
+        self.assertIn("using epoll", fallbacks[0])
+        self.assertRegex(log, r"2 event loops on epoll")
+
+    def test_io_uring_insisted_on_refuses_to_start(self):
+        config = wt.server_config(self.tmp)
+        server = wt.windlass_server(config, env=self.env("io_uring"), wrapper=["/usr/bin/python3", self.DENY]).launch()
+        self.assertNotEqual(server.wait(START_TIMEOUT_S), 0)
+        self.assertIn("io_uring_setup: Operation not permitted", server.stderr_text())
 
 
 if __name__ == "__main__":

@@ -60,6 +60,18 @@ export function env(name) {
   return value;
 }
 
+// The io_uring.* copies of the tests run with WINDLASS_IO=io_uring: where
+// this kernel or process cannot use io_uring, the script says why and exits
+// 77, which ctest reports as a skip.
+if (process.env.WINDLASS_IO === 'io_uring' && process.env.WINDLASS_IO_PROBE_BIN) {
+  try {
+    execFileSync(process.env.WINDLASS_IO_PROBE_BIN, { stdio: 'pipe', timeout: 30_000 });
+  } catch (e) {
+    console.log(`SKIP: ${String(e.stdout ?? '').trim() || 'io_uring unavailable'}`);
+    process.exit(77);
+  }
+}
+
 export function executable(p) {
   try { accessSync(p, constants.X_OK); return true; } catch { return false; }
 }

@@ -110,6 +110,21 @@ def server_binary(required=True):
     return None
 
 
+def _require_io_backend():
+    """The io_uring.* copies of the tests run with WINDLASS_IO=io_uring: where
+    this kernel or process cannot use io_uring, the script says why and exits
+    77, which ctest reports as a skip."""
+    if os.environ.get("WINDLASS_IO") != "io_uring" or not os.environ.get("WINDLASS_IO_PROBE_BIN"):
+        return
+    probe = subprocess.run([os.environ["WINDLASS_IO_PROBE_BIN"]], capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        print(f"SKIP: {probe.stdout.strip() or 'io_uring unavailable'}")
+        sys.exit(77)
+
+
+_require_io_backend()
+
+
 def find_program(name):
     """The path of program `name` on PATH or in /usr/sbin and /sbin, or None."""
     return shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
@@ -140,7 +155,7 @@ def server_env(**overrides):
     """The test's environment for windlass-server, without what would change
     its configuration (WINDLASS_* other than the paths ctest sets, and
     systemd's NOTIFY_SOCKET and WATCHDOG_*), plus `overrides`."""
-    keep = ("WINDLASS_SOURCE_DIR", "WINDLASS_SERVER_BIN")
+    keep = ("WINDLASS_SOURCE_DIR", "WINDLASS_SERVER_BIN", "WINDLASS_IO")  # WINDLASS_IO: the backend under test
     out = {k: v for k, v in os.environ.items()
            if not (k.startswith("WINDLASS_") and k not in keep)
            and k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}

@@ -144,6 +144,12 @@ struct Seen {
   int upgrades = 0;
   std::vector<std::string> opened;  // "id/role"
   std::vector<int> failed;
+  // Written by the loop under w's lock: read under it too (the client's
+  // answer orders them, but not for TSan).
+  int upgrades_now() {
+    std::lock_guard lock(w.m);
+    return upgrades;
+  }
 };
 
 // Sends its connection's user id back for any message.
@@ -257,7 +263,7 @@ TEST_F(AuthProxyTest, allows_and_the_answer_reaches_the_state) {
   EXPECT_EQ(s.accept, "application/json");
   EXPECT_EQ(s.secret, "s3cret");
   EXPECT_EQ(s.body, "");
-  EXPECT_EQ(seen.upgrades, 1) << "the wrapped component decided after the check";
+  EXPECT_EQ(seen.upgrades_now(), 1) << "the wrapped component decided after the check";
   EXPECT_EQ(proxy->stats().allowed, 1u);
   EXPECT_EQ(proxy->stats().requests, 1u);
 }
@@ -295,7 +301,7 @@ TEST_F(AuthProxyTest, refuses_with_the_applications_401_and_403) {
   EXPECT_EQ(connect("deny403"), "HTTP/1.1 403");
   ASSERT_TRUE(seen.w.wait([&] { return seen.failed.size() == 2; }));
   EXPECT_EQ(seen.failed, (std::vector<int>{401, 403}));
-  EXPECT_EQ(seen.upgrades, 0);
+  EXPECT_EQ(seen.upgrades_now(), 0);
   const auto st = proxy->stats();
   EXPECT_EQ(st.refused_for(AuthProxyRefusal::unauthorized), 1u);
   EXPECT_EQ(st.refused_for(AuthProxyRefusal::forbidden), 1u);
@@ -485,7 +491,7 @@ TEST_F(AuthProxyTest, the_client_leaving_while_its_check_is_in_flight) {
   ASSERT_TRUE(eventually([&] { return proxy->stats().cache_entries == 1; }));
   EXPECT_EQ(connect("held-bob"), "HTTP/1.1 101");
   EXPECT_EQ(web.requests(), 1);
-  EXPECT_EQ(seen.upgrades, 1);
+  EXPECT_EQ(seen.upgrades_now(), 1);
   EXPECT_EQ(proxy->stats().allowed, 1u) << "only the handshake that was still there";
 }
 
@@ -529,7 +535,7 @@ TEST_F(AuthProxyTest, the_callback_may_refuse_and_the_wrapped_component_may_refu
   TestClient a(ws->port);
   ASSERT_EQ(status_of(a.handshake("/ws", "Cookie: session=alice\r\n")), "HTTP/1.1 101");
   EXPECT_EQ(connect("alice"), "HTTP/1.1 429") << "the limit inside ran after the cached allow";
-  EXPECT_EQ(seen.upgrades, 1);
+  EXPECT_EQ(seen.upgrades_now(), 1);
 }
 
 TEST(AuthProxyOptionsCheck, bad_options_and_a_late_construction_throw) {

@@ -85,7 +85,9 @@ class RedisServer {
   RedisServer& operator=(const RedisServer&) = delete;
 
   void start() {
-    if (port_ == 0) port_ = free_port();
+    // A cluster node also listens on its bus port, port + 10000: a port
+    // above 55535 leaves it none and redis-server exits.
+    while (port_ == 0 || (cluster_node_ && port_ > 65535 - 10000)) port_ = free_port();
     std::vector<std::string> argv = {"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
                                      "--save", "", "--appendonly", "no", "--dir", dir_, "--daemonize", "no",
                                      "--logfile", dir_ + "/redis.log"};

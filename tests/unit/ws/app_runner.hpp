@@ -29,11 +29,18 @@ class AppRunner {
   explicit AppRunner(ServerOptions so = test_options()) : app(std::make_unique<App>(std::move(so))) {}
   ~AppRunner() { stop(); }
 
-  // Binds and starts the loops on a thread.
+  // Binds and starts the loops on a thread, and returns once every loop
+  // runs: until then a loop counts the thread that made it (this one) as
+  // its own, and what the test does through it would race with the loop.
   void start() {
     app->listen();
     port = app->port();
     thread = std::thread([this] { app->run(); });
+    for (size_t i = 0; i < app->thread_count(); ++i) {
+      std::promise<void> running;
+      app->loop(i).post([&running] { running.set_value(); });
+      running.get_future().wait();
+    }
   }
   void stop() {
     if (thread.joinable()) {
