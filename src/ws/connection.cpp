@@ -113,7 +113,9 @@ void Connection::publish(std::string_view topic, std::string_view data, MessageK
   if (impl_ == nullptr) return;
   // The endpoint and its server outlive the slot's occupants: reading
   // which broker to use is safe from any thread.
-  impl_->server().broker().publish(topic, Message{kind, data}, PublishOptions{.except = id_});
+  // Through the slot's header, without a member call on what may be no
+  // connection.
+  header_of(impl_).endpoint->server().broker().publish(topic, Message{kind, data}, PublishOptions{.except = id_});
 }
 
 bool Connection::is_open() const noexcept {
