@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <future>
 #include <memory>
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "io/loop_resources.hpp"
+#include "log.hpp"
 #include "windlass/loop.hpp"
 
 using namespace std::chrono_literals;
@@ -365,6 +367,12 @@ TEST_P(IoServerTest, out_of_descriptors_sheds_connections_and_recovers) {
     ASSERT_TRUE(c.connected);
     ASSERT_TRUE(c.send_all("warm"));
     ASSERT_EQ(c.read(4), "warm");
+    // And the promises of the questions asked below, at the limit.
+    EXPECT_EQ(warm->on_loop([&] { return warm->io->accepts_refused(); }), 0u);
+    // The shedding path logs a warning: its first one makes the logger's
+    // objects too.
+    log_warn("io_server_test: a warning before the limit, for UBSan's type cache ({}, {} connections)",
+             std::strerror(EMFILE), size_t{0});
   }
   auto server = make();
   server->on_accept = [&](Conn& conn) {
