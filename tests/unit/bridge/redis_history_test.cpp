@@ -245,19 +245,24 @@ TEST(RedisHistory, in_a_redis_cluster_the_stream_and_the_shard_channel_share_a_s
   }
   Node a(1, cluster->url(), 100), b(2, cluster->url(), 100);
   ASSERT_TRUE(a.wait_connected(10s) && b.wait_connected(10s));
-  TestClient ca(a.runner->port);
+  TestClient ca(a.runner->port), watcher(a.runner->port);
   ca.handshake("/");
+  watcher.handshake("/");
   ASSERT_EQ(subscribe(ca, "").outcome, "fresh");
+  ASSERT_EQ(subscribe(watcher, "").outcome, "fresh");
   std::string last;
   for (int i = 0; i < 5; ++i) {
     b.publish("c" + std::to_string(i));
     const auto [offset, payload] = split(next(ca));
     ASSERT_EQ(payload, "c" + std::to_string(i));
+    EXPECT_EQ(split(next(watcher)).second, payload);
     last = offset;
   }
   ca.send_close(1000);
   ca.read_frame();
+  // A publish is asynchronous: once the watcher has them, they are in the history.
   for (int i = 5; i < 10; ++i) a.publish("c" + std::to_string(i));
+  for (int i = 5; i < 10; ++i) ASSERT_EQ(split(next(watcher)).second, "c" + std::to_string(i));
   TestClient cb(b.runner->port);
   cb.handshake("/");
   const Rec r = subscribe(cb, last);
