@@ -80,6 +80,7 @@ struct AcceptPlan {
 // and the loop (which alone touches everything but `answered`).
 struct PendingHandshake final : PendingUpgradeLink {
   Loop* loop = nullptr;
+  std::shared_ptr<LoopGate> gate;  // for answers from other threads
   WsEndpoint* endpoint = nullptr;
   WsConnection* conn = nullptr;
   UpgradeSession* session = nullptr;  // null once the client left
@@ -428,10 +429,15 @@ void WsEndpoint::upgrade(Socket& socket, const proto::HttpRequestHead& head, con
 
 WsServer::WsServer(Loop& loop, LoopResources& resources, TopicTable& topics, WsShared shared)
     : loop_(loop), res_(resources), topics_(topics), shared_(shared) {
+  gate_->loop = &loop_;
   loop_.add_before_wait([this] { free_retired(); });
 }
 
 WsServer::~WsServer() {
+  {
+    std::lock_guard lock(gate_->mu);
+    gate_->loop = nullptr;
+  }
   free_retired();
 }
 
@@ -528,6 +534,7 @@ PendingUpgrade Upgrade::defer() {
   if (h_.pending) return PendingUpgrade(h_.pending);
   auto p = std::make_shared<detail::PendingHandshake>();
   p->loop = &h_.endpoint.server().loop();
+  p->gate = h_.endpoint.server().gate();
   p->endpoint = &h_.endpoint;
   p->conn = &h_.conn;
   h_.pending = p;
@@ -543,8 +550,11 @@ namespace {
 bool post_answer(const std::shared_ptr<detail::PendingHandshake>& p, std::function<void()> fn) {
   if (!p || p->answered.exchange(true)) return false;
   // Always through the loop's mailbox, even from the loop thread: the
-  // answer then never runs inside the hook that deferred it.
-  p->loop->post(std::move(fn));
+  // answer then never runs inside the hook that deferred it. Under the
+  // gate's lock, so the loop cannot go while the task goes in.
+  std::lock_guard lock(p->gate->mu);
+  if (p->gate->loop == nullptr) return false;  // the App is gone
+  p->gate->loop->post(std::move(fn));
   return true;
 }
 }  // namespace

@@ -12,6 +12,7 @@
 #include <functional>
 #include <iterator>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -130,9 +131,18 @@ struct WsShared {
   uint32_t node_id = 0;
 };
 
+// What a deferred handshake answered from another thread posts through:
+// the loop while its WsServer lives, null after (an answer that comes
+// after the App is gone is dropped, not posted to a destroyed loop).
+struct LoopGate {
+  std::mutex mu;
+  Loop* loop = nullptr;
+};
+
 class WsServer {
  public:
   WsServer(Loop& loop, LoopResources& resources, TopicTable& topics, WsShared shared);
+  const std::shared_ptr<LoopGate>& gate() const noexcept { return gate_; }
   ~WsServer();
   WsServer(const WsServer&) = delete;
   WsServer& operator=(const WsServer&) = delete;
@@ -187,6 +197,7 @@ class WsServer {
   void free_retired();
 
   Loop& loop_;
+  std::shared_ptr<LoopGate> gate_ = std::make_shared<LoopGate>();
   LoopResources& res_;
   TopicTable& topics_;
   WsShared shared_;
