@@ -82,6 +82,7 @@ std::string tls_port_plain_text_answer() {
 // loop thread (set to null when the session goes away); `answered` by any.
 struct PendingResponse {
   Loop* loop = nullptr;
+  std::shared_ptr<LoopGate> gate;  // for answers from other threads
   HttpSession* session = nullptr;
   std::atomic<bool> answered{false};
 };
@@ -487,6 +488,7 @@ void HttpSession::answer_plain(const Request& request, const HttpRoute& route) {
   if (route.async_handler) {
     auto pending = std::make_shared<PendingResponse>();
     pending->loop = &server_.loop();
+    pending->gate = server_.gate();
     pending->session = this;
     pending_response_ = pending;
     // What the answer needs after the call, when the request's views are gone.
@@ -561,10 +563,9 @@ bool HttpResponder::send(Response response) const {
   };
   if (p_->loop->in_loop_thread()) {
     deliver();
-  } else {
-    p_->loop->post(std::move(deliver));
+    return true;
   }
-  return true;
+  return p_->gate->post(std::move(deliver));  // false: the App is gone
 }
 
 }  // namespace windlass
@@ -579,6 +580,7 @@ HttpServer::HttpServer(HttpOptions options, const Routes& routes, Loop& loop)
 }
 
 HttpServer::~HttpServer() {
+  gate_->close();
   free_retired();
 }
 

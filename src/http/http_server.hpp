@@ -20,6 +20,7 @@
 #include "http/upgrade_target.hpp"
 #include "io/io_server.hpp"
 #include "io/slab.hpp"
+#include "loop/loop_gate.hpp"
 #include "metrics/counter.hpp"
 #include "proto/http1_parser.hpp"
 #include "windlass/http.hpp"
@@ -85,6 +86,7 @@ class HttpServer {
   // The loop's scratch request head: parsed into and used within one call.
   proto::HttpRequestHead& head_scratch() noexcept { return head_; }
   Loop& loop() const noexcept { return loop_; }
+  const std::shared_ptr<LoopGate>& gate() const noexcept { return gate_; }
   // Frees `session` at the end of this loop turn.
   void retire(HttpSession* session);
 
@@ -94,6 +96,7 @@ class HttpServer {
   HttpOptions options_;
   const Routes& routes_;
   Loop& loop_;
+  std::shared_ptr<LoopGate> gate_ = std::make_shared<LoopGate>(loop_);  // for answers from other threads
   std::vector<UpgradeTarget*> endpoints_;
   HttpCounters counters_;
   proto::HttpRequestHead head_;

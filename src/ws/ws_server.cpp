@@ -429,15 +429,11 @@ void WsEndpoint::upgrade(Socket& socket, const proto::HttpRequestHead& head, con
 
 WsServer::WsServer(Loop& loop, LoopResources& resources, TopicTable& topics, WsShared shared)
     : loop_(loop), res_(resources), topics_(topics), shared_(shared) {
-  gate_->loop = &loop_;
   loop_.add_before_wait([this] { free_retired(); });
 }
 
 WsServer::~WsServer() {
-  {
-    std::lock_guard lock(gate_->mu);
-    gate_->loop = nullptr;
-  }
+  gate_->close();
   free_retired();
 }
 
@@ -552,10 +548,7 @@ bool post_answer(const std::shared_ptr<detail::PendingHandshake>& p, std::functi
   // Always through the loop's mailbox, even from the loop thread: the
   // answer then never runs inside the hook that deferred it. Under the
   // gate's lock, so the loop cannot go while the task goes in.
-  std::lock_guard lock(p->gate->mu);
-  if (p->gate->loop == nullptr) return false;  // the App is gone
-  p->gate->loop->post(std::move(fn));
-  return true;
+  return p->gate->post(std::move(fn));  // false: the App is gone
 }
 }  // namespace
 

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "loop/loop_gate.hpp"
+
 #include "http/upgrade_target.hpp"
 #include "io/io_server.hpp"
 #include "io/slab.hpp"
@@ -131,14 +133,6 @@ struct WsShared {
   uint32_t node_id = 0;
 };
 
-// What a deferred handshake answered from another thread posts through:
-// the loop while its WsServer lives, null after (an answer that comes
-// after the App is gone is dropped, not posted to a destroyed loop).
-struct LoopGate {
-  std::mutex mu;
-  Loop* loop = nullptr;
-};
-
 class WsServer {
  public:
   WsServer(Loop& loop, LoopResources& resources, TopicTable& topics, WsShared shared);
@@ -197,7 +191,8 @@ class WsServer {
   void free_retired();
 
   Loop& loop_;
-  std::shared_ptr<LoopGate> gate_ = std::make_shared<LoopGate>();
+  // What a deferred handshake answered from another thread posts through.
+  std::shared_ptr<LoopGate> gate_ = std::make_shared<LoopGate>(loop_);
   LoopResources& res_;
   TopicTable& topics_;
   WsShared shared_;
