@@ -91,7 +91,7 @@ stage_tsan() {
 }
 
 stage_fuzz() {
-  local seconds=${FUZZ_SMOKE_SECONDS:-20}
+  local seconds=${FUZZ_SMOKE_SECONDS:-10}  # a smoke run: the regressions replay in ctest; scripts/fuzz.sh N for longer
   echo "== fuzz: each target for ${seconds}s"
   local out
   out=$(scripts/fuzz.sh "$seconds" 2>&1)
