@@ -270,38 +270,43 @@ struct RedisBridge::Impl {
       if (out.key.empty()) {
         client->publish(out.channel, out.env);
       } else {
-        append(std::move(out), false);
+        append(std::move(out));
       }
       published.fetch_add(1, std::memory_order_relaxed);
     }
   }
 
+  // The bridge's loop: EVALSHA of `script`, and EVAL when Redis does not
+  // have it yet (NOSCRIPT). The first key routes the command.
+  void run_script(const LuaScript& script, std::vector<std::string> keys, std::vector<std::string> args,
+                  Link::Callback done, bool eval = false) {
+    std::string key = keys.front();
+    std::vector<std::string> command = script.call(keys, args, eval);  // before keys and args move below
+    client->command(std::move(key), std::move(command),
+                    [this, &script, keys = std::move(keys), args = std::move(args), done = std::move(done), eval](
+                        const redisReply* r, std::string_view error) mutable {
+                      if (!eval && r != nullptr && reply_is_error(*r) && reply_string(*r).starts_with("NOSCRIPT") &&
+                          client) {
+                        return run_script(script, std::move(keys), std::move(args), std::move(done), true);
+                      }
+                      done(r, error);
+                    });
+  }
+
   // The bridge's loop: a history message through the append script (which
   // publishes it). If Redis does not take it, this node's subscribers get
   // it anyway, without an offset, as while Redis is away.
-  void append(Outgoing out, bool eval) {
-    const LuaScript& script = append_script();
-    auto args = script.call({out.key, out.channel},
-                            append_args(out.env, out.payload, out.kind == MessageKind::binary, *out.history,
-                                        client_options.cluster),
-                            eval);
-    const std::string key = out.key;
-    client->command(key, std::move(args),
-                    [this, out = std::move(out), eval](const redisReply* r, std::string_view error) mutable {
-                      if (r != nullptr && reply_is_error(*r)) {
-                        const std::string_view e = reply_string(*r);
-                        if (!eval && e.starts_with("NOSCRIPT") && client) return append(std::move(out), true);
-                        history_failed("append", e);
-                      } else if (r == nullptr) {
-                        history_failed("append", error);
-                      } else {
-                        return;
-                      }
-                      if (out.delivered) return;
-                      self->inner().publish(out.channel.substr(options.prefix.size()),
-                                            Message{out.kind, out.payload},
-                                            PublishOptions{.except = out.except, .origin = kRedisOrigin});
-                    });
+  void append(Outgoing out) {
+    auto args = append_args(out.env, out.payload, out.kind == MessageKind::binary, *out.history, client_options.cluster);
+    std::vector<std::string> keys = {out.key, out.channel};
+    run_script(append_script(), std::move(keys), std::move(args),
+               [this, out = std::move(out)](const redisReply* r, std::string_view error) {
+                 if (r != nullptr && !reply_is_error(*r)) return;
+                 history_failed("append", r != nullptr ? reply_string(*r) : error);
+                 if (out.delivered) return;
+                 self->inner().publish(out.channel.substr(options.prefix.size()), Message{out.kind, out.payload},
+                                       PublishOptions{.except = out.except, .origin = kRedisOrigin});
+               });
   }
 
   void history_failed(std::string_view what, std::string_view why) {
@@ -329,34 +334,25 @@ struct RedisBridge::Impl {
         if (!ok) history_failed("read", "the subscription was not confirmed in time");
         return done(HistoryRead{});
       }
-      run_read(key, since, h, std::move(done), false);
+      run_read(key, since, h, std::move(done));
     });
   }
 
   void run_read(const std::string& key, const std::optional<StreamOffset>& since, const HistoryOptions& h,
-                std::function<void(HistoryRead)> done, bool eval) {
-    const LuaScript& script = read_script();
-    client->command(key, script.call({key}, read_args(since, h), eval),
-                    [this, key, since, &h, eval, done = std::move(done)](const redisReply* r,
-                                                                          std::string_view error) mutable {
-                      if (r == nullptr) {
-                        history_failed("read", error);
-                        return done(HistoryRead{});
-                      }
-                      if (reply_is_error(*r)) {
-                        const std::string_view e = reply_string(*r);
-                        if (!eval && e.starts_with("NOSCRIPT") && client) {
-                          return run_read(key, since, h, std::move(done), true);
-                        }
-                        history_failed("read", e);
-                        return done(HistoryRead{});
-                      }
-                      std::string why;
-                      HistoryRead read = parse_read_reply(*r, why);
-                      if (!why.empty()) history_failed("read", why);
-                      done(std::move(read));
-                    });
+                std::function<void(HistoryRead)> done) {
+    run_script(read_script(), {key}, read_args(since, h),
+               [this, done = std::move(done)](const redisReply* r, std::string_view error) {
+                 if (r == nullptr || reply_is_error(*r)) {
+                   history_failed("read", r != nullptr ? reply_string(*r) : error);
+                   return done(HistoryRead{});
+                 }
+                 std::string why;
+                 HistoryRead read = parse_read_reply(*r, why);
+                 if (!why.empty()) history_failed("read", why);
+                 done(std::move(read));
+               });
   }
+
 
   void on_message(std::string_view channel, std::string_view payload) {
     if (!channel.starts_with(options.prefix)) return;

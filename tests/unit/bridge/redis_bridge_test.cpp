@@ -21,11 +21,6 @@ using Op = windlass::proto::Opcode;
 
 namespace {
 
-#define REQUIRE_REDIS()                                                                                      \
-  if (!windlass::test::have_program("redis-server") || !windlass::test::have_program("redis-cli")) {       \
-    GTEST_SKIP() << "redis-server or redis-cli not installed (scripts/install-deps.sh --with-test)";        \
-  }
-
 TEST(RedisHashSlot, matches_redis_cluster) {
   using windlass::redis::hash_slot;
   EXPECT_EQ(hash_slot("foo"), 12182);  // the example of the Cluster specification

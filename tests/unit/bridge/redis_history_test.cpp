@@ -21,11 +21,6 @@ using Op = windlass::proto::Opcode;
 
 namespace {
 
-#define REQUIRE_REDIS()                                                                                      \
-  if (!windlass::test::have_program("redis-server") || !windlass::test::have_program("redis-cli")) {       \
-    GTEST_SKIP() << "redis-server or redis-cli not installed (scripts/install-deps.sh --with-test)";        \
-  }
-
 // "sub:<since>" subscribes to "h:room" from that offset and answers
 // "rec <outcome> <position> <missed>" first; messages arrive as
 // "<offset> <payload>" (the stamp).

@@ -177,3 +177,9 @@ class RedisCluster {
 };
 
 }  // namespace windlass::test
+
+// In a gtest body: skips the test where Debian's redis-server is not installed.
+#define REQUIRE_REDIS()                                                                                      \
+  if (!windlass::test::have_program("redis-server") || !windlass::test::have_program("redis-cli")) {       \
+    GTEST_SKIP() << "redis-server or redis-cli not installed (scripts/install-deps.sh --with-test)";        \
+  }
