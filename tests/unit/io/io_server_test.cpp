@@ -127,9 +127,13 @@ class Server {
 // A blocking TCP client.
 class Client {
  public:
-  explicit Client(uint16_t port, int rcvbuf = 0) {
-    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  explicit Client(uint16_t port, int rcvbuf = 0) : Client() {
     if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    connect(port);
+  }
+  // The socket only; connect() later.
+  Client() : fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {}
+  void connect(uint16_t port) {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
@@ -380,6 +384,15 @@ TEST_P(IoServerTest, out_of_descriptors_sheds_connections_and_recovers) {
   };
   rlimit old{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+  // The clients' sockets are made before the limit tightens: in this one
+  // process they would otherwise race the server for the last descriptors
+  // (and a client that cannot make its socket ends the test's supply of
+  // connections before the server ever runs out).
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 24; ++i) {
+    clients.push_back(std::make_unique<Client>());
+    ASSERT_GE(clients.back()->fd, 0);
+  }
   size_t open_now = 0;
   for (int fd = 0; fd < 65536; ++fd) open_now += ::fcntl(fd, F_GETFD) >= 0 ? 1u : 0u;
   struct Restore {
@@ -387,16 +400,13 @@ TEST_P(IoServerTest, out_of_descriptors_sheds_connections_and_recovers) {
     ~Restore() { ::setrlimit(RLIMIT_NOFILE, &limit); }
   } restore{old};
   rlimit tight = old;
-  tight.rlim_cur = open_now + 12;  // a few clients, and fewer accepted sockets than clients
+  tight.rlim_cur = open_now + 12;  // the loop's own descriptors, and fewer accepted sockets than clients
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
   server->start();
-  std::vector<std::unique_ptr<Client>> clients;
-  for (int i = 0; i < 12; ++i) {
-    auto c = std::make_unique<Client>(server->port);
-    if (!c->connected) break;
-    clients.push_back(std::move(c));
+  for (auto& c : clients) {
+    c->connect(server->port);
+    ASSERT_TRUE(c->connected) << std::strerror(errno);
   }
-  ASSERT_GE(clients.size(), 4u);
   std::this_thread::sleep_for(200ms);
   const size_t accepted = server->on_loop([&] { return server->io->connection_count(); });
   EXPECT_LT(accepted, clients.size()) << "the limit left room for every connection";
