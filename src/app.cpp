@@ -34,6 +34,7 @@ namespace detail {
 Worker::Worker(size_t index, const ServerOptions& o, const Routes& routes, std::atomic<size_t>& process_connections,
                WsShared shared, const IpSet* trusted_proxies)
     : loop(o.io),
+      topics(&loop),
       ws(loop, resources, topics, shared),
       http(HttpOptions{&o.on_access, trusted_proxies, o.max_head_size, o.max_headers, o.max_body_size,
                        o.max_connections, o.header_timeout, o.async_response_timeout},

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "proto/ws_frame.hpp"
+#include "windlass/loop.hpp"
 #include "ws/ws_connection.hpp"
 
 namespace windlass::detail {
@@ -21,6 +22,7 @@ SharedFrame make_shared_frame(bool binary, std::string_view payload) {
 }
 
 bool TopicTable::subscribe(std::string_view name, WsConnection* conn, bool& first) {
+  flush();  // the batch was published before this subscriber came
   auto it = topics_.find(name);
   if (it == topics_.end()) it = topics_.emplace(std::string(name), Topic{}).first;
   Topic& t = it->second;
@@ -59,6 +61,7 @@ bool TopicTable::remove(std::string_view name, WsConnection* conn) {
 }
 
 bool TopicTable::unsubscribe(std::string_view name, WsConnection* conn, bool& last) {
+  flush();  // the batch was published while this subscriber was here
   last = false;
   auto m = memberships_.find(conn);
   if (m == memberships_.end()) return false;
@@ -115,18 +118,66 @@ bool TopicTable::admit(Topic& t, WsConnection* c, const SharedFrame& frame,
 
 void TopicTable::deliver(std::string_view name, const SharedFrame& frame, uint64_t except_id,
                          const std::optional<StreamOffset>& offset) {
+  if (flushing_ || loop_ == nullptr) {
+    // Within a batch's delivery (a subscriber's close publishing, say): at
+    // once, as it would have been without batches.
+    const Pending one{frame, except_id, offset};
+    deliver_now(name, &one, 1);
+    return;
+  }
+  if (!pending_.empty() && name != pending_topic_) flush_pending();  // topics keep their order too
+  if (pending_.empty()) {
+    if (!topics_.contains(name)) return;  // no subscriber here: nothing to hold
+    pending_topic_.assign(name);
+  }
+  pending_.push_back(Pending{frame, except_id, offset});
+  if (pending_.size() >= kMaxBatch) {
+    flush_pending();
+  } else if (!flush_deferred_) {
+    // Deferred work runs after this turn's handlers and before the sockets'
+    // writes; asked for during those writes, it runs at the start of the
+    // next turn, which then does not wait.
+    flush_deferred_ = true;
+    loop_->defer([this] {
+      flush_deferred_ = false;
+      flush();
+    });
+  }
+}
+
+void TopicTable::flush_pending() {
+  std::vector<Pending> batch;
+  batch.swap(pending_);
+  pending_.swap(spare_);  // a publish during the delivery starts a new batch
+  flushing_ = true;
+  deliver_now(pending_topic_, batch.data(), batch.size());
+  flushing_ = false;
+  batch.clear();
+  if (spare_.capacity() < batch.capacity()) spare_.swap(batch);
+}
+
+void TopicTable::deliver_now(std::string_view name, const Pending* batch, size_t count) {
   auto it = topics_.find(name);
   if (it == topics_.end()) return;
   Topic& t = it->second;
   ++t.iterating;
-  CompressedVariant compressed;
-  // Subscribers added during the walk miss this message: they joined after it.
-  size_t n = t.subscribers.size();
+  // One compressed variant per message, shared by the subscribers that
+  // compress alike.
+  CompressedVariant one;
+  std::vector<CompressedVariant> many(count > 1 ? count : 0);
+  CompressedVariant* compressed = count > 1 ? many.data() : &one;
+  // Subscribers added during the walk miss these messages: they joined after them.
+  const size_t n = t.subscribers.size();
   for (size_t i = 0; i < n; ++i) {
-    WsConnection* c = t.subscribers[i];
-    if (c == nullptr || c->id() == except_id) continue;
-    if (t.recovering && !admit(t, c, frame, offset)) continue;
-    c->send_shared(frame, compressed);
+    for (size_t k = 0; k < count; ++k) {
+      // Read again for each message: a send may close the subscriber.
+      WsConnection* c = t.subscribers[i];
+      if (c == nullptr) break;
+      const Pending& m = batch[k];
+      if (c->id() == m.except_id) continue;
+      if (t.recovering && !admit(t, c, m.frame, m.offset)) continue;
+      c->send_shared(m.frame, compressed[k]);
+    }
   }
   if (--t.iterating == 0 && t.has_holes) {
     std::erase(t.subscribers, nullptr);

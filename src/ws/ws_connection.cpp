@@ -154,6 +154,10 @@ SendStatus WsConnection::send(Opcode op, const void* data, size_t len) {
 }
 
 SendStatus WsConnection::send_frame(Opcode op, const void* data, size_t len, bool rsv1) {
+  // What was published before this frame reaches its subscribers first (the
+  // loop's topics batch a turn's deliveries; pubsub.hpp). It may close this
+  // connection.
+  server().topics().flush();
   if (socket_ == nullptr) return SendStatus::closed;
   uint8_t header_bytes[proto::kMaxFrameHeader];
   size_t header_len = proto::encode_frame_header(header_bytes, op, len, true, rsv1);

@@ -196,3 +196,79 @@ TEST(PubSubOrder, replies_and_a_broadcast_to_oneself_keep_their_order) {
   app.stop();
   thread.join();
 }
+
+// The loop's topics batch a turn's deliveries (pubsub.hpp). A batch must be
+// invisible: from one handler, bursts longer than a batch, publishes to two
+// topics, a direct send, an exclusion, an unsubscribe and a subscribe all
+// reach each client in the order they were made, and only the subscribers
+// of the moment get each message.
+namespace {
+class BatchOrder final : public windlass::MessageComponent {
+ public:
+  explicit BatchOrder(windlass::App*& app) : app_(app) {}
+  void on_open(windlass::Connection& c) override {
+    c.subscribe("a");
+    c.subscribe("b");
+    conns.push_back(c);
+    ++opened;
+  }
+  void on_message(windlass::Connection& c, const windlass::Message&) override {
+    windlass::Connection other = conns[0].id() == c.id() ? conns[1] : conns[0];
+    for (int i = 0; i < 150; ++i) app_->publish("a", "a" + std::to_string(i));  // over two batches
+    app_->publish("b", "b");
+    app_->publish("a", "a-after-b");
+    c.send("direct");
+    app_->publish("a", "a-after-direct");
+    c.publish("a", "not-to-self");
+    other.unsubscribe("a");
+    app_->publish("a", "a-after-unsubscribe");
+    other.subscribe("a");
+    app_->publish("a", "a-after-subscribe");
+    app_->publish("b", "b-last");
+  }
+  std::vector<windlass::Connection> conns;  // loop thread only
+  std::atomic<int> opened{0};
+
+ private:
+  windlass::App*& app_;
+};
+}  // namespace
+
+TEST(PubSubOrder, a_turns_batched_deliveries_keep_every_order_and_membership) {
+  windlass::ServerOptions so;
+  so.port = 0;
+  so.threads = 1;
+  so.handle_signals = false;
+  windlass::App app(so);
+  windlass::App* app_ptr = &app;
+  auto component = std::make_shared<BatchOrder>(app_ptr);
+  app.route("/", component);
+  app.listen();
+  std::thread thread([&] { app.run(); });
+  {
+    TestClient sender(app.port()), other(app.port());
+    ASSERT_NE(sender.handshake("/").find("101"), std::string::npos);
+    ASSERT_NE(other.handshake("/").find("101"), std::string::npos);
+    for (int i = 0; i < 300 && component->opened < 2; ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_EQ(component->opened, 2);
+    sender.send_frame(Op::text, "go");
+    std::vector<std::string> burst;
+    for (int i = 0; i < 150; ++i) burst.push_back("a" + std::to_string(i));
+    std::vector<std::string> want_sender = burst, want_other = burst;
+    for (const char* s : {"b", "a-after-b", "direct", "a-after-direct", "a-after-unsubscribe", "a-after-subscribe",
+                          "b-last"})
+      want_sender.push_back(s);
+    for (const char* s : {"b", "a-after-b", "a-after-direct", "not-to-self", "a-after-subscribe", "b-last"})
+      want_other.push_back(s);
+    for (auto [client, want] : {std::pair{&sender, &want_sender}, std::pair{&other, &want_other}}) {
+      for (size_t k = 0; k < want->size(); ++k) {
+        auto f = client->read_frame();
+        ASSERT_TRUE(f) << k;
+        ASSERT_EQ(f->payload, (*want)[k]) << k;
+      }
+      EXPECT_FALSE(client->read_frame(200)) << "one too many";
+    }
+  }
+  app.stop();
+  thread.join();
+}
