@@ -259,7 +259,7 @@ if(WINDLASS_DPKG_SHLIBDEPS)
 else()
   # Without dpkg-dev: what windlass-server links on Debian 12.
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
-      "libc6, libstdc++6, libgcc-s1, libssl3, libspdlog1.10, libfmt9, zlib1g, libsystemd0, libtomlplusplus3, libjwt0, liburing2")
+      "libc6, libstdc++6, libgcc-s1, libssl3, libspdlog1.10, libfmt9, zlib1g, libsystemd0, libtomlplusplus3, libjwt0, liburing2, libsimdjson14, libhiredis0.14, librabbitmq4, libcurl4")
 endif()
 
 # Maintainer scripts and conffiles (dpkg-deb wants them in the control

@@ -150,5 +150,19 @@ grep -q '^root = "/usr/share/windlass/public"' "$tmp/root/etc/windlass/windlass.
   || fail "packaged windlass.toml does not serve /usr/share/windlass/public"
 cmp -s "$tmp/root/usr/lib/systemd/system/windlass.service" "$src/deploy/systemd/windlass.service" \
   || fail "packaged unit differs from deploy/systemd/windlass.service"
+# Every library the packaged binary links directly (its NEEDED entries; what
+# those need is their packages' business) comes from a package Depends names,
+# with dpkg-shlibdeps or from the list install.cmake falls back to.
+bin="$tmp/root/usr/bin/windlass-server"
+ldd "$bin" >"$tmp/ldd.txt" || fail "ldd windlass-server"
+needed=$(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+[ -n "$needed" ] || fail "readelf found no NEEDED entries in windlass-server"
+for soname in $needed; do
+  path=$(awk -v so="$soname" '$1 == so && $2 == "=>" { print $3 }' "$tmp/ldd.txt")
+  [[ "$path" == /* ]] || continue  # the vDSO and the loader have no package to name
+  owner=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null || dpkg -S "$path" 2>/dev/null) || continue
+  pkg=${owner%%:*}
+  [[ "$depends" == *"$pkg"* ]] || fail "Depends lacks $pkg (for $soname): $depends"
+done
 
 echo "package: PASS (cmake --install, find_package, pkg-config, --check-config, $(basename "$deb"))"
