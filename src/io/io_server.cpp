@@ -10,6 +10,7 @@
 
 #include <liburing.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -358,6 +359,11 @@ void Socket::finish_close(int error) {
     };
     if (recv_armed_) cancel(UringOp::recv);
     if (send_inflight_) cancel(UringOp::send);
+    // Out of the file table before the close: a registered file holds the
+    // socket open. (In a teardown off the loop's thread nothing is
+    // submitted: the table lets go of it when the ring goes, just after.)
+    if (registered_ && u->can_submit()) u->unregister_file(fd_);
+    registered_ = false;
     if (u->can_submit()) {
       io_uring_sqe* sqe = u->sqe();
       io_uring_prep_close(sqe, fd_);
@@ -437,7 +443,7 @@ void Socket::on_received(uint8_t* data, size_t len) {
 void Socket::arm_recv() {
   io_uring_sqe* sqe = server_->uring_->sqe();
   io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
-  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->flags |= IOSQE_BUFFER_SELECT | (registered_ ? IOSQE_FIXED_FILE : 0);
   sqe->buf_group = server_->buffers_->group();
   io_uring_sqe_set_data64(sqe, Uring::user_data(this, UringOp::recv));
   recv_armed_ = true;
@@ -462,6 +468,7 @@ void Socket::send_queued() {
     e.msg.msg_iovlen = static_cast<size_t>(pieces);
     io_uring_prep_sendmsg(sqe, fd_, &e.msg, MSG_NOSIGNAL);
   }
+  if (registered_) sqe->flags |= IOSQE_FIXED_FILE;
   io_uring_sqe_set_data64(sqe, Uring::user_data(this, UringOp::send));
   send_inflight_ = true;
 }
@@ -598,6 +605,12 @@ IoServer::IoServer(Loop& loop, LoopResources& resources, IoOptions options, Hand
   if (options_.process_connections == nullptr) options_.process_connections = &own_process_count_;
   if (uring_ != nullptr) {
     buffers_ = &uring_->receive_buffers(options_.receive_buffers);
+    // Room for every connection this server may hold, the margin above it
+    // that adopt() still accepts, and the process's other descriptors.
+    if (options_.registered_files) {
+      const size_t slots = std::min<size_t>(options_.max_connections + 2048, std::numeric_limits<unsigned>::max());
+      files_ = uring_->use_registered_files(static_cast<unsigned>(slots));
+    }
     uring_->set_handler(UringOp::recv, &Socket::on_recv_done);
     uring_->set_handler(UringOp::send, &Socket::on_send_done);
     uring_->set_handler(UringOp::accept, &IoServer::on_accept_done);
@@ -784,6 +797,7 @@ void IoServer::adopt(int fd, const sockaddr_storage& addr, Listener& listener) {
   options_.process_connections->fetch_add(1, std::memory_order_relaxed);
   accepted_total_.add();
   if (uring_ != nullptr) {
+    if (files_) s->registered_ = uring_->register_file(fd);
     s->arm_recv();
   } else {
     loop_.add_fd(fd, EPOLLIN | EPOLLRDHUP, s);

@@ -82,6 +82,10 @@ struct IoOptions {
   // io_uring: the loop's receive buffers (the first IoServer of a loop
   // makes them; tests use a tiny ring to run it dry). Zeros: the defaults.
   ReceiveBuffers::Options receive_buffers;
+  // io_uring: sockets registered in the ring's file table (see
+  // Uring::use_registered_files). The first IoServer of a loop sizes the
+  // table; tests turn it off to run the plain path.
+  bool registered_files = true;
 };
 
 // The TCP peer, kept in 18 bytes instead of as text: IPv4 as IPv4-mapped
@@ -230,6 +234,7 @@ class Socket final : public IoHandler {
   bool recv_armed_ : 1 = false;     // io_uring: a multishot receive is queued or in the kernel
   bool send_inflight_ : 1 = false;  // io_uring: a send is queued or in the kernel
   bool retired_ : 1 = false;        // in the graveyard, freed at the end of the turn
+  bool registered_ : 1 = false;     // io_uring: in the ring's file table at index fd_ (IOSQE_FIXED_FILE)
   PeerAddress peer_;
 };
 
@@ -309,6 +314,7 @@ class IoServer {
   LoopResources& res_;
   Uring* uring_ = nullptr;  // the loop's ring when it runs io_uring
   ReceiveBuffers* buffers_ = nullptr;
+  bool files_ = false;  // io_uring: the ring has a file table to register sockets in
   IoOptions options_;
   HandlerFactory factory_;
   Loop::Clock::time_point epoch_;

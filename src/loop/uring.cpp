@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -31,6 +33,9 @@ constexpr uint32_t kCqeBufMore = 1u << 4;     // IORING_CQE_F_BUF_MORE
 // kernel keeps any overflow, IORING_FEAT_NODROP, but flushing it costs).
 constexpr unsigned kSqEntries = 2048;
 constexpr unsigned kCqEntries = 16384;
+
+// The kernel's own bound on a registered-file table (IORING_MAX_FIXED_FILES).
+constexpr unsigned kMaxFileSlots = 1u << 20;
 
 // Best first: completions worked out only inside our io_uring_enter, in a
 // batch, for a ring used by one thread (6.1); else completions run at the
@@ -389,6 +394,46 @@ io_uring_sqe* Uring::sqe() {
 ReceiveBuffers& Uring::receive_buffers(const ReceiveBuffers::Options& options) {
   if (!buffers_) buffers_ = std::make_unique<ReceiveBuffers>(ring_, 0, options);
   return *buffers_;
+}
+
+// ---- registered files
+
+bool Uring::use_registered_files(unsigned slots) {
+  if (files_tried_) return file_slots_ != 0;
+  files_tried_ = true;
+  // The kernel refuses a table larger than the open-file limit.
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < slots) {
+    slots = static_cast<unsigned>(rl.rlim_cur);
+  }
+  slots = std::min(slots, kMaxFileSlots);
+  if (slots == 0) return false;
+  const int r = io_uring_register_files_sparse(&ring_, slots);
+  if (r < 0) {
+    log_debug("io_uring: no registered files ({} slots): {}", slots, errno_text(r));
+    return false;
+  }
+  fd_values_.reset(new int[slots]);
+  file_slots_ = slots;
+  return true;
+}
+
+bool Uring::register_file(int fd) {
+  if (fd < 0 || static_cast<unsigned>(fd) >= file_slots_) return false;
+  fd_values_[static_cast<unsigned>(fd)] = fd;
+  io_uring_sqe* s = sqe();
+  io_uring_prep_files_update(s, &fd_values_[static_cast<unsigned>(fd)], 1, fd);
+  io_uring_sqe_set_data64(s, 0);
+  s->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  return true;
+}
+
+void Uring::unregister_file(int fd) {
+  static int none = -1;  // the kernel reads it, never writes it
+  io_uring_sqe* s = sqe();
+  io_uring_prep_files_update(s, &none, 1, fd);
+  io_uring_sqe_set_data64(s, 0);
+  s->flags |= IOSQE_CQE_SKIP_SUCCESS;
 }
 
 // ---- the turn

@@ -156,6 +156,26 @@ class Uring final : public LoopBackend {
   ReceiveBuffers& receive_buffers(const ReceiveBuffers::Options& options);
   ReceiveBuffers* receive_buffers_if_made() noexcept { return buffers_.get(); }
 
+  // Registered files: a sparse table indexed by descriptor number, so a
+  // socket registered at its own number is named by that number with
+  // IOSQE_FIXED_FILE and the kernel skips the descriptor lookup (fget and
+  // its reference count) on every receive and send. Made by the first
+  // call, with min(`slots`, the open-file limit, 2^20) slots (the kernel
+  // keeps 8 bytes per slot); returns whether the table exists (a kernel
+  // or filter that refuses it: no socket uses one, nothing else changes).
+  bool use_registered_files(unsigned slots);
+  // Queues putting `fd` in its slot; false when it has none (a number past
+  // the table), and then nothing is queued. Entries queued after this one
+  // may name `fd` as a registered file: the kernel runs the update when it
+  // is submitted, in order.
+  bool register_file(int fd);
+  // Queues taking `fd` out of its slot. Queue it before the descriptor's
+  // close: a registered file holds the socket open.
+  void unregister_file(int fd);
+  unsigned registered_file_slots() const noexcept { return file_slots_; }
+  // The ring's descriptor (tests read its /proc fdinfo).
+  int ring_fd() const noexcept { return ring_.ring_fd; }
+
   // Calls of io_uring_enter made by waits and by full submission queues
   // (tests and benchmarks: one per turn is the design).
   uint64_t enter_calls() const noexcept { return enter_calls_; }
@@ -205,6 +225,13 @@ class Uring final : public LoopBackend {
   uint64_t mailbox_count_ = 0;
   bool mailbox_polls_ = false;  // a kernel whose read of a non-blocking eventfd says EAGAIN: poll it instead
   std::unique_ptr<ReceiveBuffers> buffers_;
+  // The registered-file table's slots, and what each update reads (the
+  // kernel copies the descriptor from here when it runs the update, after
+  // the caller may be gone): fd_values_[fd] is fd. Made uninitialised, so
+  // only the pages of numbers in use are ever touched.
+  unsigned file_slots_ = 0;
+  bool files_tried_ = false;
+  std::unique_ptr<int[]> fd_values_;
   struct Done {
     uint64_t user_data;
     int32_t res;

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -23,6 +24,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -465,6 +467,180 @@ TEST_P(IoServerTest, teardown_with_operations_in_the_kernel) {
   for (auto& c : clients) {
     c->read(64u << 20, 5s);
     EXPECT_TRUE(c->eof || c->error != 0);
+  }
+}
+
+// ---------------------------------------------------------------- io_uring's registered files
+
+namespace {
+
+// The sockets in a ring's registered-file table, by index, from the
+// kernel's own account of the ring (/proc/self/fdinfo of its descriptor:
+// "UserFiles:" then one "index: socket:[inode]" line per registered file).
+// Read on the loop's thread, between its calls of io_uring_enter, when the
+// kernel can take the ring's lock to list them. nullopt: this kernel says
+// nothing of its table.
+std::optional<std::vector<unsigned>> registered_sockets(Server& server) {
+  return server.on_loop([&]() -> std::optional<std::vector<unsigned>> {
+    const int ring = uring_of(server.loop)->ring_fd();
+    std::FILE* f = std::fopen(("/proc/self/fdinfo/" + std::to_string(ring)).c_str(), "r");
+    if (f == nullptr) return std::nullopt;
+    std::vector<unsigned> slots;
+    bool in_files = false, seen = false;
+    char line[512];
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      unsigned index = 0;
+      char what[16] = {};
+      if (std::strncmp(line, "UserFiles:", 10) == 0) {
+        in_files = seen = true;
+      } else if (in_files && std::sscanf(line, " %u: %15[^:[]", &index, what) == 2) {
+        if (std::strcmp(what, "socket") == 0) slots.push_back(index);
+      } else {
+        in_files = false;
+      }
+    }
+    std::fclose(f);
+    if (!seen) return std::nullopt;
+    return slots;
+  });
+}
+
+class RegisteredFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!Loop::io_uring_unavailable().empty()) GTEST_SKIP() << Loop::io_uring_unavailable();
+  }
+};
+
+std::vector<unsigned> server_fds(Server& server) {
+  return server.on_loop([&] {
+    std::vector<unsigned> fds;
+    for (auto& c : server.conns) {
+      if (c->socket != nullptr) fds.push_back(static_cast<unsigned>(c->socket->fd()));
+    }
+    std::sort(fds.begin(), fds.end());
+    return fds;
+  });
+}
+
+void echo_on_accept(Server& server) {
+  server.on_accept = [](Conn& conn) {
+    conn.on_bytes = [](Socket& s, std::string_view bytes) { ASSERT_TRUE(s.write(bytes.data(), bytes.size())); };
+  };
+}
+
+}  // namespace
+
+// Each accepted socket sits in the ring's table at its own number while it
+// is open, and leaves it when it closes, whichever side closes: a
+// registered file holds its socket open, so a slot left behind would keep
+// the peer waiting for an end that never comes. The numbers come back
+// with new connections, which work.
+TEST_F(RegisteredFiles, sockets_are_registered_while_open_and_released_at_close) {
+  IoOptions o;
+  o.sweep_interval = 20ms;
+  Server server(IoBackend::io_uring, o);
+  echo_on_accept(server);
+  server.start();
+  ASSERT_GT(server.on_loop([&] { return uring_of(server.loop)->registered_file_slots(); }), 0u);
+  if (!registered_sockets(server)) GTEST_SKIP() << "this kernel's fdinfo lists no registered files";
+
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::unique_ptr<Client>> clients;
+    for (int i = 0; i < 4; ++i) {
+      clients.push_back(std::make_unique<Client>(server.port));
+      ASSERT_TRUE(clients.back()->send_all("hello"));
+      EXPECT_EQ(clients.back()->read(5), "hello");
+    }
+    const std::vector<unsigned> open = server_fds(server);
+    ASSERT_EQ(open.size(), 4u);
+    std::vector<unsigned> listed = *registered_sockets(server);
+    std::sort(listed.begin(), listed.end());
+    EXPECT_EQ(listed, open) << "round " << round;
+
+    // The server closes two: their peers see the end at once.
+    server.on_loop([&] {
+      int n = 0;
+      for (auto& c : server.conns) {
+        if (c->socket != nullptr && n++ < 2) c->socket->abort(0);
+      }
+    });
+    for (int i = 0; i < 2; ++i) {
+      clients[static_cast<size_t>(i)]->read(1, 2s);
+      EXPECT_TRUE(clients[static_cast<size_t>(i)]->eof || clients[static_cast<size_t>(i)]->error != 0)
+          << "round " << round << ": a socket closed by the server stayed open";
+    }
+    // The peers close the other two.
+    clients.clear();
+    ASSERT_TRUE(server.wait_until([&] { return server.io->sockets_in_use() == 0; }));
+    // The closes' updates went in with the next turn's enter, before this call ran.
+    EXPECT_EQ(registered_sockets(server)->size(), 0u) << "round " << round;
+  }
+}
+
+// A number past the table (more descriptors open than it has slots) is
+// used unregistered, and works the same; so does a server that turns
+// registered files off.
+TEST_F(RegisteredFiles, sockets_past_the_table_or_with_it_off_work_unregistered) {
+  // Room above the table (sized by the open-file limit when the server is made).
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+  struct Restore {
+    rlimit limit;
+    ~Restore() { ::setrlimit(RLIMIT_NOFILE, &limit); }
+  } restore{old};
+  rlimit roomy = old;
+  roomy.rlim_cur = std::max<rlim_t>(old.rlim_cur, std::min<rlim_t>(old.rlim_max, 4096));
+  ::setrlimit(RLIMIT_NOFILE, &roomy);
+  for (bool off : {false, true}) {
+    IoOptions o;
+    o.sweep_interval = 20ms;
+    o.max_connections = 16;  // a table of 16 + 2,048 slots
+    o.registered_files = !off;
+    Server server(IoBackend::io_uring, o);
+    echo_on_accept(server);
+    server.start();
+    const unsigned slots = server.on_loop([&] { return uring_of(server.loop)->registered_file_slots(); });
+    if (off) {
+      EXPECT_EQ(slots, 0u);
+    } else {
+      ASSERT_GT(slots, 0u);
+    }
+    if (!registered_sockets(server)) GTEST_SKIP() << "this kernel's fdinfo lists no registered files";
+    // Fill the numbers below the table's end, so what is accepted next is past it.
+    struct Fillers {
+      std::vector<int> fds;
+      ~Fillers() {
+        for (int fd : fds) ::close(fd);
+      }
+    } fillers;
+    rlimit rl{};
+    ::getrlimit(RLIMIT_NOFILE, &rl);
+    if (!off) {
+      if (rl.rlim_cur < slots + 64u) GTEST_SKIP() << "an open-file limit below the table's " << slots << " slots";
+      for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) {
+        fillers.fds.push_back(fd);
+        if (static_cast<unsigned>(fd) >= slots) break;
+      }
+    }
+    {
+      Client c(server.port);
+      ASSERT_TRUE(c.connected);
+      const std::string msg = pattern(200'000, 3);
+      std::thread w([&] { c.send_all(msg); });
+      EXPECT_EQ(c.read(msg.size(), 10s), msg);
+      w.join();
+      const std::vector<unsigned> open = server_fds(server);
+      ASSERT_EQ(open.size(), 1u);
+      if (!off) {
+        EXPECT_GE(open[0], slots);
+      }
+      EXPECT_EQ(registered_sockets(server)->size(), 0u);
+      server.on_loop([&] { server.conns[0]->socket->abort(0); });
+      c.read(1, 2s);
+      EXPECT_TRUE(c.eof || c.error != 0);
+    }
+    EXPECT_TRUE(server.wait_until([&] { return server.io->sockets_in_use() == 0; }));
   }
 }
 
