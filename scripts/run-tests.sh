@@ -37,6 +37,11 @@ configure_build() {  # dir, cmake args... [-- targets...]
   return "${PIPESTATUS[0]}"
 }
 
+# The sanitizer builds: -O1 with line tables only (-g1), what the sanitizers'
+# own docs advise; their reports name every frame's file and line, and the
+# build takes about half the time of RelWithDebInfo's -O2 -g.
+sanitizer_build=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" -DWINDLASS_BENCH=OFF)
+
 run_ctest() {  # name, dir, ctest args...
   local name=$1 dir=$2; shift 2
   local log="$dir/ctest.log"
@@ -64,7 +69,7 @@ stage_release() {
 
 stage_asan() {
   mkdir -p build
-  if configure_build build/asan -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DWINDLASS_SANITIZE=address;undefined" -DWINDLASS_BENCH=OFF; then
+  if configure_build build/asan "${sanitizer_build[@]}" "-DWINDLASS_SANITIZE=address;undefined"; then
     # The browser test adds nothing under ASan (the server code is the same as in
     # the integration tests) and is the slowest: it runs in the release stage only.
     run_ctest asan build/asan -j "$jobs" -LE e2e
@@ -75,7 +80,7 @@ stage_asan() {
 
 stage_tsan() {
   mkdir -p build
-  if configure_build build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWINDLASS_SANITIZE=thread -DWINDLASS_BENCH=OFF \
+  if configure_build build/tsan "${sanitizer_build[@]}" -DWINDLASS_SANITIZE=thread \
       -- windlass_unit_tests windlass-echo windlass-chat windlass-auth-test-server windlass-io-probe; then
     # The unit tests are where threads meet (Loop::post, cross-thread send,
     # the threaded App). The servers run one loop per core, so the
