@@ -6,8 +6,8 @@
 # The tests that run a loop run on both of its backends: once as themselves
 # (WINDLASS_IO=epoll) and once as io_uring.<name> (WINDLASS_IO=io_uring), in
 # every stage: every such unit test, the conformance suite, the hostile
-# clients and a subset of the integration and e2e tests
-# (WINDLASS_IO_URING_TESTS in tests/CMakeLists.txt says which, and why).
+# clients and every integration and e2e test (tests/CMakeLists.txt,
+# windlass_test_on_both_backends).
 #   fuzz     every libFuzzer target for a short, fixed time (clang-14)
 #   all      all of the above
 # Every stage runs even if an earlier one failed; the last line is the total.
