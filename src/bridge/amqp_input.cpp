@@ -52,8 +52,10 @@
 #include <thread>
 #include <utility>
 
-#include "log.hpp"
+#include <fmt/format.h>
+
 #include "windlass/amqp.hpp"
+#include "windlass/log.hpp"
 
 namespace windlass {
 
@@ -333,10 +335,30 @@ milliseconds Backoff::next() {
 
 namespace {
 
-using detail::log_debug;
-using detail::log_error;
-using detail::log_info;
-using detail::log_warn;
+// The input logs through the library's public log (windlass/log.hpp), as
+// every application on the library does; the line is formatted only when
+// its level is on.
+template <class... A>
+void log_at(LogLevel level, fmt::format_string<A...> f, A&&... a) {
+  if (level < log_level()) return;
+  windlass::log(level, fmt::format(f, std::forward<A>(a)...));
+}
+template <class... A>
+void log_debug(fmt::format_string<A...> f, A&&... a) {
+  log_at(LogLevel::debug, f, std::forward<A>(a)...);
+}
+template <class... A>
+void log_info(fmt::format_string<A...> f, A&&... a) {
+  log_at(LogLevel::info, f, std::forward<A>(a)...);
+}
+template <class... A>
+void log_warn(fmt::format_string<A...> f, A&&... a) {
+  log_at(LogLevel::warn, f, std::forward<A>(a)...);
+}
+template <class... A>
+void log_error(fmt::format_string<A...> f, A&&... a) {
+  log_at(LogLevel::error, f, std::forward<A>(a)...);
+}
 
 constexpr amqp_channel_t kChannel = 1;
 // Frames read before the verdicts are looked at again.
