@@ -24,6 +24,9 @@ namespace windlass::detail {
 // the layout is known (libstdc++ on x86-64).
 #if defined(__GLIBCXX__) && defined(__x86_64__)
 static_assert(sizeof(Socket) <= 72, "Socket grew: update bench/RESULTS.md's memory table");
+// What a socket holds while it has bytes queued or in flight (a burst of
+// handshakes on io_uring holds one per handshake until its 101 is sent).
+static_assert(sizeof(Socket::Extra) <= 128, "Socket::Extra grew: a burst of handshakes holds one each");
 #endif
 
 // ---------------------------------------------------------------- PeerAddress
@@ -457,16 +460,20 @@ void Socket::send_queued() {
   if (send_inflight_ || fd_ < 0) return;
   OutQueue* q = wire();
   if (q == nullptr || q->empty()) return;
-  Extra& e = *extra_;
-  const int pieces = q->start_send(e.iov, Extra::kSendPieces);
+  iovec iov[Extra::kSendPieces];
+  const int pieces = q->start_send(iov, Extra::kSendPieces);
   io_uring_sqe* sqe = server_->uring_->sqe();
   if (pieces == 1) {
-    io_uring_prep_send(sqe, fd_, e.iov[0].iov_base, e.iov[0].iov_len, MSG_NOSIGNAL);
+    io_uring_prep_send(sqe, fd_, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);  // the entry holds both
   } else {
-    e.msg = msghdr{};
-    e.msg.msg_iov = e.iov;
-    e.msg.msg_iovlen = static_cast<size_t>(pieces);
-    io_uring_prep_sendmsg(sqe, fd_, &e.msg, MSG_NOSIGNAL);
+    Extra& e = *extra_;
+    if (!e.vector) e.vector = std::make_unique<Extra::SendVector>();
+    Extra::SendVector& v = *e.vector;
+    std::copy_n(iov, pieces, v.iov);
+    v.msg = msghdr{};
+    v.msg.msg_iov = v.iov;
+    v.msg.msg_iovlen = static_cast<size_t>(pieces);
+    io_uring_prep_sendmsg(sqe, fd_, &v.msg, MSG_NOSIGNAL);
   }
   if (registered_) sqe->flags |= IOSQE_FIXED_FILE;
   io_uring_sqe_set_data64(sqe, Uring::user_data(this, UringOp::send));

@@ -211,11 +211,18 @@ class Socket final : public IoHandler {
     std::unique_ptr<Tls> tls;
     uint32_t drain_below = 0;         // on_drained wanted under this many bytes; 0: not wanted
     uint32_t linger_deadline_ms = 0;  // IoServer::clock_ms() of the linger deadline, once closing
-    // io_uring: the pieces of the send in flight, read by the kernel after
-    // the submission (so here, not on a stack).
+    // io_uring: a send of several pieces (a frame header and a shared
+    // broadcast, say) goes as a sendmsg whose pieces the kernel reads
+    // after the submission, so they live here, not on a stack. Made at
+    // the socket's first such send and kept with the Extra; a send of one
+    // piece (an echo, a handshake's 101) needs none, which keeps the
+    // Extras of a burst of handshakes small.
     static constexpr int kSendPieces = 16;
-    iovec iov[kSendPieces];
-    msghdr msg;
+    struct SendVector {
+      iovec iov[kSendPieces];
+      msghdr msg;
+    };
+    std::unique_ptr<SendVector> vector;
   };
 
  private:
