@@ -336,28 +336,12 @@ milliseconds Backoff::next() {
 namespace {
 
 // The input logs through the library's public log (windlass/log.hpp), as
-// every application on the library does; the line is formatted only when
+// every application on the library does; a line is formatted only when
 // its level is on.
 template <class... A>
 void log_at(LogLevel level, fmt::format_string<A...> f, A&&... a) {
   if (level < log_level()) return;
   windlass::log(level, fmt::format(f, std::forward<A>(a)...));
-}
-template <class... A>
-void log_debug(fmt::format_string<A...> f, A&&... a) {
-  log_at(LogLevel::debug, f, std::forward<A>(a)...);
-}
-template <class... A>
-void log_info(fmt::format_string<A...> f, A&&... a) {
-  log_at(LogLevel::info, f, std::forward<A>(a)...);
-}
-template <class... A>
-void log_warn(fmt::format_string<A...> f, A&&... a) {
-  log_at(LogLevel::warn, f, std::forward<A>(a)...);
-}
-template <class... A>
-void log_error(fmt::format_string<A...> f, A&&... a) {
-  log_at(LogLevel::error, f, std::forward<A>(a)...);
 }
 
 constexpr amqp_channel_t kChannel = 1;
@@ -476,11 +460,11 @@ struct AmqpShared {
     try {
       taken = handler(d.routing_key, d.body);
     } catch (const std::exception& e) {
-      log_error("amqp: the handler threw for a message with routing key {}: {}; rejecting it",
-                quoted(d.routing_key), e.what());
+      log_at(LogLevel::error, "amqp: the handler threw for a message with routing key {}: {}; rejecting it",
+             quoted(d.routing_key), e.what());
     } catch (...) {
-      log_error("amqp: the handler threw for a message with routing key {}; rejecting it",
-                quoted(d.routing_key));
+      log_at(LogLevel::error, "amqp: the handler threw for a message with routing key {}; rejecting it",
+             quoted(d.routing_key));
     }
     bool first;
     {
@@ -596,7 +580,8 @@ void Worker::run() {
       s_->connect_failures.fetch_add(1);
       ++failures;
       milliseconds delay = backoff_.next();
-      log_warn("amqp: cannot connect to {}: {}; retrying in {}", url_text_, why, seconds_text(delay));
+      log_at(LogLevel::warn, "amqp: cannot connect to {}: {}; retrying in {}", url_text_, why,
+             seconds_text(delay));
       wait(delay);
       continue;
     }
@@ -607,11 +592,13 @@ void Worker::run() {
     if (ever_connected) {
       s_->reconnects.fetch_add(1);
       auto down = std::chrono::duration_cast<milliseconds>(AmqpClock::now() - down_since);
-      log_info("amqp: reconnected to {} after {} ({} failed attempt{}): consuming queue {} again", url_text_,
-               seconds_text(down), failures, failures == 1 ? "" : "s", quoted(queue_));
+      log_at(LogLevel::info,
+             "amqp: reconnected to {} after {} ({} failed attempt{}): consuming queue {} again", url_text_,
+             seconds_text(down), failures, failures == 1 ? "" : "s", quoted(queue_));
     } else {
-      log_info("amqp: connected to {}: consuming queue {} bound to {} exchange {} with {} (prefetch {})",
-               url_text_, quoted(queue_), o_.exchange_type, quoted(o_.exchange), keys, o_.prefetch);
+      log_at(LogLevel::info,
+             "amqp: connected to {}: consuming queue {} bound to {} exchange {} with {} (prefetch {})",
+             url_text_, quoted(queue_), o_.exchange_type, quoted(o_.exchange), keys, o_.prefetch);
     }
     ever_connected = true;
     failures = 0;
@@ -622,10 +609,12 @@ void Worker::run() {
     if (stopping) break;
     down_since = AmqpClock::now();
     milliseconds delay = backoff_.next();
-    log_warn("amqp: disconnected from {}: {}; reconnecting in {}", url_text_, why, seconds_text(delay));
+    log_at(LogLevel::warn, "amqp: disconnected from {}: {}; reconnecting in {}", url_text_, why,
+           seconds_text(delay));
     wait(delay);
   }
-  if (ever_connected) log_info("amqp: stopped consuming queue {} on {}", quoted(queue_), url_text_);
+  if (ever_connected)
+    log_at(LogLevel::info, "amqp: stopped consuming queue {} on {}", quoted(queue_), url_text_);
 }
 
 void Worker::wait(milliseconds delay) {
@@ -906,7 +895,8 @@ std::string Worker::complete_delivery() {
   assembling_ = false;
   if (oversize_) {
     s_->rejected.fetch_add(1);
-    log_warn(
+    log_at(
+        LogLevel::warn,
         "amqp: rejected a message of {} bytes with routing key {}: larger than max_message_size ({} bytes)",
         body_size_, quoted(routing_key_), o_.max_message_size);
     if (int st = amqp_basic_reject(conn_, kChannel, tag_, 0); st != AMQP_STATUS_OK)
@@ -919,8 +909,9 @@ std::string Worker::complete_delivery() {
     // it. Acknowledged again, and remembered again in case this ack is
     // lost too.
     s_->duplicates.fetch_add(1);
-    log_debug("amqp: acknowledged a redelivered message with routing key {}: already handed over",
-              quoted(routing_key_));
+    log_at(LogLevel::debug,
+           "amqp: acknowledged a redelivered message with routing key {}: already handed over",
+           quoted(routing_key_));
     ledger_.acked(fp);
     if (int st = amqp_basic_ack(conn_, kChannel, tag_, 0); st != AMQP_STATUS_OK)
       return lost(st, "acknowledging");
@@ -988,14 +979,15 @@ void Worker::finish(bool stopping) {
     std::unique_lock lock(s_->mu);
     s_->live_generation = 0;
     if (!s_->idle.wait_for(lock, kHandlerWait, [&] { return s_->running == 0; })) {
-      log_error("amqp: a handler has been running for {}; not waiting for it", seconds_text(kHandlerWait));
+      log_at(LogLevel::error, "amqp: a handler has been running for {}; not waiting for it",
+             seconds_text(kHandlerWait));
     }
   }
   // When stopping, the connection is still up: what the handler took is
   // acknowledged before the channel closes. Otherwise it counts as handed
   // over and not acknowledged.
   if (std::string why = drain_verdicts(); !why.empty() && stopping) {
-    log_warn("amqp: while stopping: {}", why);
+    log_at(LogLevel::warn, "amqp: while stopping: {}", why);
   }
   // Deliveries posted but never handed over will not send a verdict.
   s_->in_flight.store(0);
@@ -1004,7 +996,7 @@ void Worker::finish(bool stopping) {
     if (std::string why =
             reply_problem(amqp_channel_close(conn_, kChannel, AMQP_REPLY_SUCCESS), "closing the channel");
         !why.empty()) {
-      log_warn("amqp: while stopping: {}", why);
+      log_at(LogLevel::warn, "amqp: while stopping: {}", why);
     }
     channel_open_ = false;
   }
