@@ -7,7 +7,9 @@ run), sorts every sampled symbol into a kind of work by the patterns below
 (first match wins; unmatched kernel symbols are "other kernel"), and prints
 one markdown table: the share of the server's samples per kind, and that
 share as microseconds of server CPU per message (the run's server CPU
-seconds over its messages)."""
+seconds over its messages). With OUT/SERVER.segments (profile.sh: the
+machine's TCP OutSegs before and after the recording, and its start and
+end times) it adds the TCP segments sent per message, both directions."""
 
 import json
 import os
@@ -81,6 +83,20 @@ def read_report(path):
     return shares, top
 
 
+# The kinds of work a server's own design does not change: the same bytes
+# over the same sockets cost the kernel this much whoever asks.
+FIXED = ("tcp/ip", "copies", "sched", "other kernel")
+
+
+def segments_per_message(out, server, result):
+    try:
+        with open(os.path.join(out, f"{server}.segments")) as f:
+            before, after, start, end = (float(x) for x in f.read().split())
+        return f"{(after - before) / (result['messages_per_s'] * (end - start)):.3f}"
+    except (OSError, KeyError, ValueError, TypeError, ZeroDivisionError):
+        return "-"
+
+
 def main():
     out, servers = sys.argv[1], sys.argv[2:]
     rows = []
@@ -110,6 +126,15 @@ def main():
     for _, _, _, us, result in rows:
         cells.append("-" if us is None else f"{us:.2f} µs ({result['work_per_server_cpu_s']:,.0f} per CPU-s)")
     print("| server CPU per message | " + " | ".join(cells) + " |")
+    # What no server's design removes: the kernel's own work per message.
+    cells = []
+    for _, shares, _, us, _ in rows:
+        fixed = sum(shares[k] for k in FIXED)
+        cells.append(f"{fixed:.1f} %" + ("" if us is None else f" ({fixed / 100 * us:.2f} µs)"))
+    print("| of which " + ", ".join(FIXED) + " | " + " | ".join(cells) + " |")
+    cells = [segments_per_message(out, server, result) for server, _, _, _, result in rows]
+    if any(c != "-" for c in cells):
+        print("| TCP segments per message (both ways) | " + " | ".join(cells) + " |")
     print()
     for server, _, top, _, _ in rows:
         print(f"{server}: the heaviest symbols of each kind")
