@@ -218,10 +218,16 @@ void Socket::uncork() {
     cork.clear();
     return;
   }
-  if (server_->uring_ != nullptr) {
+  // On io_uring, only a large reply with nothing ahead of it is written at
+  // once (IoOptions::direct_send_min); bytes queued or in flight go first.
+  const size_t direct_min = server_->options_.direct_send_min;
+  const bool write_now = server_->uring_ == nullptr || (direct_min != 0 && cork.size() >= direct_min &&
+                                                        queued_ == 0 && !send_inflight_);
+  if (!write_now) {
     // The cork's buffer itself becomes the queue (no copy), and its send is
     // queued now, to leave with the rest of this turn's in one
-    // io_uring_enter. The cork takes a pooled buffer in exchange.
+    // io_uring_enter. The cork takes a pooled buffer in exchange. (A large
+    // reply is written at once below instead, as on epoll: IoOptions::direct_send_min.)
     const size_t n = cork.size();
     queue().append_owned(std::move(cork));
     queued(n);
@@ -229,6 +235,7 @@ void Socket::uncork() {
     send_queued();
     return;
   }
+  if (server_->uring_ != nullptr) ++server_->direct_sends_;
   size_t done = 0;
   ssize_t n = ::write(fd_, cork.data(), cork.size());
   if (n > 0) done = static_cast<size_t>(n);
@@ -239,7 +246,8 @@ void Socket::uncork() {
     return;
   }
   if (done < cork.size()) {
-    // The kernel's buffer is full: the rest waits in the queue for EPOLLOUT.
+    // The kernel's buffer is full: the rest waits in the queue (epoll: for
+    // EPOLLOUT; io_uring: in a send that waits for room).
     queue().append(server_->res_.pool, cork.data() + done, cork.size() - done);
     queued(cork.size() - done);
     mark_dirty();

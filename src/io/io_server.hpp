@@ -86,6 +86,14 @@ struct IoOptions {
   // Uring::use_registered_files). The first IoServer of a loop sizes the
   // table; tests turn it off to run the plain path.
   bool registered_files = true;
+  // io_uring: a reply of at least this many bytes, written while its
+  // socket's input is handled (the cork) with nothing else queued, goes out
+  // with one send() at once, as on epoll, instead of waiting in a buffer of
+  // its own for the turn's submission and its completion: past a few KiB,
+  // copying it once more into memory that has left the cache costs more
+  // than the system call (bench/RESULTS.md, "Large replies on io_uring").
+  // 0: every reply rides the ring.
+  size_t direct_send_min = 8192;
 };
 
 // The TCP peer, kept in 18 bytes instead of as text: IPv4 as IPv4-mapped
@@ -294,6 +302,9 @@ class IoServer {
   // io_uring: receives re-armed because a turn used every receive buffer
   // (ENOBUFS). Loop thread.
   uint64_t receive_rearms() const noexcept { return receive_rearms_; }
+  // io_uring: replies written at once with a system call of their own
+  // (IoOptions::direct_send_min). Loop thread.
+  uint64_t direct_sends() const noexcept { return direct_sends_; }
   // Times an accept failed for want of a descriptor (each sheds at most one
   // pending connection). Loop thread.
   uint64_t accepts_refused() const noexcept { return accepts_refused_; }
@@ -337,6 +348,7 @@ class IoServer {
   std::vector<Socket*> graveyard_;  // closed this turn, freed before the loop waits
   int reserve_fd_ = -1;             // spent to shed a connection when out of descriptors
   uint64_t receive_rearms_ = 0;
+  uint64_t direct_sends_ = 0;
   uint64_t accepts_refused_ = 0;
   Loop::TimerId sweep_timer_ = 0;
 };

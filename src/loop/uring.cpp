@@ -220,8 +220,13 @@ std::unique_ptr<LoopBackend> make_uring_backend(std::string& why) {
 ReceiveBuffers::ReceiveBuffers(io_uring& ring, uint16_t group, const Options& o)
     : ring_(ring), group_(group) {
   for (bool inc : {o.incremental, false}) {
-    count_ = o.count != 0 ? o.count : (inc ? 16u : 256u);
-    stride_ = o.size != 0 ? o.size : (inc ? 64u * 1024 : 8u * 1024);
+    // Incremental: 1 MiB in 4 buffers. A message that reaches a buffer's
+    // end arrives in two receives (and is put together by a copy), so the
+    // larger the buffer the fewer such: 1 in 16 of 16 KiB messages with
+    // 256 KiB buffers, 1 in 4 with 64 KiB (bench/RESULTS.md, "Large
+    // replies on io_uring").
+    count_ = o.count != 0 ? o.count : (inc ? 4u : 256u);
+    stride_ = o.size != 0 ? o.size : (inc ? 256u * 1024 : 8u * 1024);
     if ((count_ & (count_ - 1)) != 0 || count_ > 32768 || stride_ <= kPadding) {
       throw std::invalid_argument("io_uring receive buffers: a power of two up to 32768, each over 64 bytes");
     }

@@ -68,8 +68,8 @@ class ReceiveBuffers {
  public:
   static constexpr uint32_t kPadding = 64;
   struct Options {
-    unsigned count = 0;       // a power of two; 0: 16 incremental or 256 whole buffers
-    uint32_t size = 0;        // bytes per buffer slot, padding included; 0: 64 KiB or 8 KiB
+    unsigned count = 0;       // a power of two; 0: 4 incremental or 256 whole buffers
+    uint32_t size = 0;        // bytes per buffer slot, padding included; 0: 256 KiB or 8 KiB
     bool incremental = true;  // use incremental consumption when the kernel has it
   };
 

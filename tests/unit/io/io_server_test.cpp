@@ -258,6 +258,59 @@ TEST_P(IoServerTest, partial_sends_keep_every_byte_in_order) {
   EXPECT_TRUE(server->wait_until([&] { return server->io->queued_bytes() == 0; }));
 }
 
+// Replies of 8 KiB and more, written while their input is handled, leave
+// at once with a system call of their own on io_uring too
+// (IoOptions::direct_send_min); a peer reading slowly through a small
+// receive buffer makes the kernel take part of one, and every reply after
+// it must wait behind the rest. With direct_send_min 0 every reply rides
+// the ring. Either way the peer reads back exactly what it sent.
+TEST_P(IoServerTest, large_replies_written_at_once_keep_every_byte_in_order) {
+  for (const size_t direct_min : {size_t{8192}, size_t{0}}) {
+    SCOPED_TRACE(direct_min);
+    IoOptions o;
+    o.direct_send_min = direct_min;
+    auto server = make(o);
+    server->on_accept = [](Conn& conn) {
+      // A small send buffer, so the kernel takes only part of a reply
+      // whenever the peer pauses.
+      const int sndbuf = 16384;
+      ::setsockopt(conn.socket->fd(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+      conn.on_bytes = [](Socket& s, std::string_view bytes) { ASSERT_TRUE(s.write(bytes.data(), bytes.size())); };
+    };
+    server->start();
+    Client c(server->port, 4096);
+    ASSERT_TRUE(c.connected);
+    const std::string data = pattern(2u << 20, 5);
+    std::thread writer([&] {
+      std::mt19937 rng(9);
+      for (size_t at = 0; at < data.size();) {
+        const size_t n = std::min<size_t>(data.size() - at, 9000 + rng() % 40000);
+        if (!c.send_all(std::string_view(data).substr(at, n))) return;
+        at += n;
+        if (rng() % 4 == 0) std::this_thread::sleep_for(200us);
+      }
+    });
+    std::string got;
+    std::mt19937 pauses(4);
+    while (got.size() < data.size()) {
+      std::string part = c.read(data.size() - got.size(), 10s, 3000);
+      if (part.empty()) break;
+      got += part;
+      if (pauses() % 16 == 0) std::this_thread::sleep_for(1ms);
+    }
+    writer.join();
+    ASSERT_EQ(got.size(), data.size());
+    EXPECT_TRUE(got == data);
+    const uint64_t direct = server->on_loop([&] { return server->io->direct_sends(); });
+    if (GetParam() == IoBackend::io_uring && direct_min != 0) {
+      EXPECT_GT(direct, 0u);
+    } else {
+      EXPECT_EQ(direct, 0u);
+    }
+    EXPECT_TRUE(server->wait_until([&] { return server->io->queued_bytes() == 0; }));
+  }
+}
+
 // A socket closed (aborted) while its receive is armed and a send waits in
 // the kernel for room: the handler hears of it at once, the slot comes back
 // only after the kernel's last completions, and the next connections
