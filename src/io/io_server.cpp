@@ -221,8 +221,8 @@ void Socket::uncork() {
   // On io_uring, only a large reply with nothing ahead of it is written at
   // once (IoOptions::direct_send_min); bytes queued or in flight go first.
   const size_t direct_min = server_->options_.direct_send_min;
-  const bool write_now = server_->uring_ == nullptr || (direct_min != 0 && cork.size() >= direct_min &&
-                                                        queued_ == 0 && !send_inflight_);
+  const bool write_now = server_->uring_ == nullptr ||
+                         (direct_min != 0 && cork.size() >= direct_min && queued_ == 0 && !send_inflight_);
   if (!write_now) {
     // The cork's buffer itself becomes the queue (no copy), and its send is
     // queued now, to leave with the rest of this turn's in one
