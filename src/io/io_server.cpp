@@ -219,15 +219,14 @@ void Socket::uncork() {
     return;
   }
   // On io_uring, only a large reply with nothing ahead of it is written at
-  // once (IoOptions::direct_send_min); bytes queued or in flight go first.
+  // once (IoOptions::direct_send_min); queued_ counts bytes in flight there.
   const size_t direct_min = server_->options_.direct_send_min;
-  const bool write_now = server_->uring_ == nullptr ||
-                         (direct_min != 0 && cork.size() >= direct_min && queued_ == 0 && !send_inflight_);
+  const bool write_now =
+      server_->uring_ == nullptr || (direct_min != 0 && cork.size() >= direct_min && queued_ == 0);
   if (!write_now) {
     // The cork's buffer itself becomes the queue (no copy), and its send is
     // queued now, to leave with the rest of this turn's in one
-    // io_uring_enter. The cork takes a pooled buffer in exchange. (A large
-    // reply is written at once below instead, as on epoll: IoOptions::direct_send_min.)
+    // io_uring_enter. The cork takes a pooled buffer in exchange.
     const size_t n = cork.size();
     queue().append_owned(std::move(cork));
     queued(n);

@@ -88,7 +88,7 @@ struct IoOptions {
   bool registered_files = true;
   // io_uring: a reply of at least this many bytes, written while its
   // socket's input is handled (the cork) with nothing else queued, goes out
-  // with one send() at once, as on epoll, instead of waiting in a buffer of
+  // with one write() at once, as on epoll, instead of waiting in a buffer of
   // its own for the turn's submission and its completion: past a few KiB,
   // copying it once more into memory that has left the cache costs more
   // than the system call (bench/RESULTS.md, "Large replies on io_uring").
