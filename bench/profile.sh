@@ -57,22 +57,21 @@ UWS_CHAT_PORT=${UWS_CHAT_PORT:-$((UWS_PORT + 1))}
 WORKLOAD=${WORKLOAD:-echo}
 case $WORKLOAD in
   echo)
-    server_bin=$ECHO uws_bin=${UWS_ECHO_BIN:-} uws_port=$UWS_PORT
+    server_cmd=("$ECHO") uws_bin=${UWS_ECHO_BIN:-} uws_port=$UWS_PORT
     load_args=(echo --connections "$CONNECTIONS" --size "$SIZE")
     what="$CONNECTIONS connections x $SIZE B" ;;
   fanout[0-9]*@[0-9]*)
     n=${WORKLOAD#fanout} n=${n%@*} r=${WORKLOAD#*@}
-    server_bin=$CHAT uws_bin=${UWS_CHAT_BIN:-} uws_port=$UWS_CHAT_PORT
+    server_cmd=("$CHAT" --compression off) uws_bin=${UWS_CHAT_BIN:-} uws_port=$UWS_CHAT_PORT
     load_args=(fanout --connections "$n" --rate "$r" --size 32)
     what="$n subscribers at $r msg/s" ;;
   fanout[0-9]*x[0-9]*)
     n=${WORKLOAD#fanout} n=${n%x*} k=${WORKLOAD#*x}
-    server_bin=$CHAT uws_bin=${UWS_CHAT_BIN:-} uws_port=$UWS_CHAT_PORT
+    server_cmd=("$CHAT" --compression off) uws_bin=${UWS_CHAT_BIN:-} uws_port=$UWS_CHAT_PORT
     load_args=(fanout --connections "$n" --burst "$k" --size 32)
     what="$n subscribers, bursts of $k" ;;
   *) echo "profile: unknown WORKLOAD '$WORKLOAD' (echo, fanoutN@R, fanoutNxK)" >&2; exit 1 ;;
 esac
-[ "$server_bin" = "$CHAT" ] && server_bin_args=(--compression off) || server_bin_args=()
 OUT=${OUT:-$(mktemp -d /tmp/windlass-profile.XXXXXX)}
 if [ -z "${SERVERS:-}" ]; then
   SERVERS="windlass windlass-io_uring"
@@ -92,8 +91,10 @@ trap cleanup EXIT
 for server in $SERVERS; do
   log="$OUT/$server.log"
   case $server in
-    windlass) cmd=("$server_bin" "${server_bin_args[@]}" --host 127.0.0.1 --port 0 --threads 1 --io epoll --max-connections 20000) ;;
-    windlass-io_uring) cmd=("$server_bin" "${server_bin_args[@]}" --host 127.0.0.1 --port 0 --threads 1 --io io_uring --max-connections 20000) ;;
+    windlass | windlass-io_uring)
+      io=epoll
+      [ "$server" = windlass-io_uring ] && io=io_uring
+      cmd=("${server_cmd[@]}" --host 127.0.0.1 --port 0 --threads 1 --io "$io" --max-connections 20000) ;;
     uws)
       [ -n "$uws_bin" ] || { echo "profile: uws needs UWS_ECHO_BIN (echo) or UWS_CHAT_BIN (fan-out)" >&2; exit 1; }
       cmd=("$uws_bin") ;;
@@ -122,11 +123,16 @@ for server in $SERVERS; do
   sleep $((WARMUP + 2))
   # The machine's TCP segments sent over the same window (both directions
   # of loopback: the clients' and the server's), to tell extra ACKs or
-  # split writes from work done per segment.
-  segments_before=$(tcp_out_segments)
-  start=$(date +%s.%N)
+  # split writes from work done per segment. Read beside perf, not around
+  # it: perf takes a while to write its data after the window.
+  (
+    before=$(tcp_out_segments) start=$(date +%s.%N)
+    sleep "$DURATION"
+    echo "$before $(tcp_out_segments) $start $(date +%s.%N)"
+  ) >"$OUT/$server.segments" &
+  segments=$!
   perf record -q -e cpu-clock -g -p "$pid" -o "$OUT/$server.perf.data" -- sleep "$DURATION" 2>/dev/null
-  echo "$segments_before $(tcp_out_segments) $start $(date +%s.%N)" >"$OUT/$server.segments"
+  wait "$segments"
   wait "$load"
   kill "$pid"
   wait "$pid" 2>/dev/null || true
